@@ -1,0 +1,14 @@
+# meshguard.egress developer entry points (see README.md)
+.PHONY: setup test run teardown lint bench
+setup:
+	bash hack/setup.sh
+test:
+	bash hack/test.sh
+run:
+	bash hack/run.sh playbooks/site.yml
+teardown:
+	bash hack/run.sh playbooks/teardown.yml
+lint:
+	bash hack/lint.sh
+bench:
+	.venv/bin/python benchmarks/run.py
