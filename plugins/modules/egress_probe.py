@@ -1,0 +1,474 @@
+#!/usr/bin/python
+# Copyright: meshguard.egress contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: egress_probe
+short_description: Prove what a mesh's egress rules allow, deny and block, with curl probes
+version_added: 0.1.0
+description:
+  - Runs a list of HTTP(S) probes and checks each against an expected outcome; the checks
+    of steps 4 and 5 of the egress-gateway procedure (C(curl) from a client pod).
+  - All probes of one source run in parallel in B(one) POSIX C(sh) script, on the controller
+    (a subprocess) or inside a pod (one Kubernetes exec per source pod).
+  - "Outcomes: C(allowed) (an expected status, default 2xx, with evidence of Envoy:
+    C(server: envoy) or C(x-envoy-upstream-service-time)); C(denied) (C(403) with body
+    C(RBAC: access denied), told apart from an upstream's own 403); C(blocked) (C(502) from
+    Envoy, what C(REGISTRY_ONLY) gives an unregistered HTTP host, or a TLS reset, curl exit
+    35/56, for HTTPS); C(unreachable) (connection refused or connect timeout, curl exit 7 or
+    28 before connecting, what a NetworkPolicy gives a pod that bypasses its sidecar);
+    anything else is C(error) with its cause (status, curl exit code, body excerpt)."
+  - Probes whose expectation does not hold yet are re-run with exponential backoff until all
+    hold or O(deadline) passes (policies take seconds to propagate).
+  - The module fails with a table of the mismatches. It never reports C(changed).
+author:
+  - meshguard maintainers (@meshguard)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+    details:
+      - Probes are read-only requests, so they run in check mode too.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the
+      second invocation indicates no change.
+    support: full
+options:
+  probes:
+    description: The probes to run.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Name in results and in the JUnit report. Default C(<source> <METHOD> <url>).
+        type: str
+      url:
+        description: URL to request, as the client sends it (for example C(http://httpbin.org/get)).
+        type: str
+        required: true
+      method:
+        description: HTTP method.
+        type: str
+        default: GET
+      headers:
+        description: Request headers.
+        type: dict
+        default: {}
+      body:
+        description: Request body (sent with C(--data-binary)).
+        type: str
+      expect:
+        description: Expected outcome.
+        type: str
+        required: true
+        choices: [allowed, denied, blocked, unreachable]
+      expected_status:
+        description: Status codes that count as C(allowed). Default any 2xx.
+        type: list
+        elements: int
+        default: []
+      require_envoy:
+        description:
+          - Whether C(allowed) needs evidence that the answer came through Envoy
+            (C(server) header C(envoy), or C(x-envoy-upstream-service-time)), and C(blocked)
+            a 502 from Envoy.
+          - Set to C(false) for plain upstreams.
+        type: bool
+        default: true
+      timeout:
+        description: Whole-request timeout in seconds (curl C(-m)).
+        type: float
+        default: 5
+      connect_timeout:
+        description: Connect timeout in seconds (curl C(--connect-timeout)).
+        type: float
+        default: 3
+      insecure:
+        description: Do not verify the server certificate (curl C(-k)).
+        type: bool
+        default: false
+      source:
+        description:
+          - Where the request is sent from. Omitted or without O(probes[].source.pod) and
+            O(probes[].source.label_selector), the controller host itself.
+        type: dict
+        suboptions:
+          namespace:
+            description: Namespace of the source pod.
+            type: str
+            default: default
+          pod:
+            description: Name of the source pod.
+            type: str
+          label_selector:
+            description: Label selector; the first running pod (by name) is used.
+            type: str
+          container:
+            description: Container to exec into (for example the app container with curl).
+            type: str
+          debug_image:
+            description:
+              - Image with curl (for example C(curlimages/curl)) for an ephemeral debug
+                container added to the pod, what C(kubectl debug) does; O(probes[].source.container)
+                is then the target container whose namespaces it shares.
+              - Adding an ephemeral container is the only write this module can make; the
+                container is reused by later runs while it is running.
+            type: str
+  deadline:
+    description: Seconds to keep retrying probes whose expectation does not hold yet.
+    type: float
+    default: 60
+  retry_delay:
+    description: First pause between rounds, in seconds; doubled each round.
+    type: float
+    default: 1
+  max_retry_delay:
+    description: Longest pause between rounds, in seconds.
+    type: float
+    default: 8
+  curl_path:
+    description: curl executable in the probe sources.
+    type: str
+    default: curl
+  debug_container_timeout:
+    description: Seconds to wait for an ephemeral debug container to run.
+    type: float
+    default: 60
+  fail_on_mismatch:
+    description: Fail when an expectation does not hold. With C(false), report it in RV(mismatches).
+    type: bool
+    default: true
+  junit_path:
+    description:
+      - Write a JUnit XML report (one testcase per probe) to this path on the controller.
+      - The report is an output artifact, not managed state; it is written in check mode too
+        and does not make the module report C(changed).
+    type: path
+  junit_suite:
+    description: Test-suite name in the JUnit report.
+    type: str
+    default: meshguard.egress.verify
+notes:
+  - Probes from the controller need no cluster; the connection options are only used for
+    pod sources.
+  - Pod probes use the Kubernetes exec API (the Python client's C(stream)) with C(/bin/sh -c);
+    the container needs C(sh), C(mktemp) or C(/tmp), C(cat), C(dd) and C(curl). A container
+    without curl gives a clear error; use O(probes[].source.debug_image).
+  - Ephemeral containers are alpha in Kubernetes 1.16-1.22 (feature gate
+    C(EphemeralContainers)); before 1.22 the module uses the C(EphemeralContainers) JSON patch,
+    later a strategic merge patch of the Pod.
+  - The exec channel is covered by unit tests with a fake stream object; the project's
+    integration tests run controller-host probes against a real Envoy, since the local test
+    control plane has no kubelet.
+seealso:
+  - module: meshguard.egress.gateway_access_log
+  - module: kubernetes.core.k8s_exec
+requirements:
+  - curl in the probe sources
+  - kubernetes (Python) for pod sources
+"""
+
+EXAMPLES = r"""
+- name: Productpage may reach httpbin.org through the gateway, reviews may not
+  meshguard.egress.egress_probe:
+    deadline: 90
+    junit_path: "{{ playbook_dir }}/reports/egress.xml"
+    probes:
+      - name: productpage -> httpbin.org
+        url: http://httpbin.org/get
+        expect: allowed
+        source: {namespace: bookinfo, label_selector: app=productpage, container: curl}
+      - name: reviews -> httpbin.org
+        url: http://httpbin.org/get
+        expect: denied
+        source:
+          namespace: bookinfo
+          label_selector: app=reviews
+          debug_image: curlimages/curl
+      - name: unregistered host
+        url: http://example.com/
+        expect: blocked
+        source: {namespace: bookinfo, label_selector: app=productpage, container: curl}
+
+- name: Check from the controller (no cluster needed)
+  meshguard.egress.egress_probe:
+    probes:
+      - url: https://example.com/
+        expect: unreachable
+        connect_timeout: 2
+"""
+
+RETURN = r"""
+probes:
+  description: One result per probe, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Probe name.
+      type: str
+      sample: reviews -> httpbin.org
+    source:
+      description: Source key, C(controller) or C(<namespace>/<pod>[/<container>]).
+      type: str
+    url:
+      description: Requested URL.
+      type: str
+    method:
+      description: HTTP method.
+      type: str
+    expect:
+      description: Expected outcome.
+      type: str
+      sample: denied
+    outcome:
+      description: Outcome of the last attempt.
+      type: str
+      sample: denied
+    held:
+      description: Whether the expectation held.
+      type: bool
+    detail:
+      description: Why the outcome was chosen, or the cause of an error.
+      type: str
+      sample: "403 RBAC: access denied"
+    status:
+      description: HTTP status of the last attempt (null without an answer).
+      type: int
+      sample: 403
+    curl_exit:
+      description: curl exit code of the last attempt.
+      type: int
+      sample: 0
+    headers:
+      description: Selected response headers (C(server), C(x-envoy-upstream-service-time), ...).
+      type: dict
+    body_excerpt:
+      description: First bytes of the response body.
+      type: str
+      sample: "RBAC: access denied"
+    time:
+      description: Seconds the last request took (curl C(time_total)).
+      type: float
+    attempts:
+      description: How many times the probe ran.
+      type: int
+      sample: 2
+    seconds_to_hold:
+      description: Seconds from the start until the expectation held (null if it never did).
+      type: float
+summary:
+  description: Counts of probes by result.
+  returned: always
+  type: dict
+  sample:
+    {total: 3, held: 3, failed: 0, allowed: 1, denied: 1, blocked: 1, unreachable: 0, error: 0}
+mismatches:
+  description: Table of the probes whose expectation did not hold (empty when all held).
+  returned: always
+  type: str
+junit_path:
+  description: Where the JUnit report was written.
+  returned: when O(junit_path) is set
+  type: str
+"""
+
+import copy  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (  # noqa: E402
+    AUTH_ARG_SPEC,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (  # noqa: E402
+    AnsibleK8SModule,
+)
+
+from ansible_collections.meshguard.egress.plugins.module_utils._junit import (  # noqa: E402
+    write_junit,
+)
+from ansible_collections.meshguard.egress.plugins.module_utils._probe import (  # noqa: E402
+    CONTROLLER,
+    ERROR,
+    OUTCOMES,
+    Probe,
+    Runner,
+    Verdict,
+    mismatch_table,
+    run_batch,
+    run_script_locally,
+    run_until_held,
+    summarize,
+)
+
+SOURCE_SPEC = {
+    "namespace": {"type": "str", "default": "default"},
+    "pod": {"type": "str"},
+    "label_selector": {"type": "str"},
+    "container": {"type": "str"},
+    "debug_image": {"type": "str"},
+}
+PROBE_SPEC = {
+    "name": {"type": "str"},
+    "url": {"type": "str", "required": True},
+    "method": {"type": "str", "default": "GET"},
+    "headers": {"type": "dict", "default": {}},
+    "body": {"type": "str"},
+    "expect": {"type": "str", "required": True, "choices": list(OUTCOMES)},
+    "expected_status": {"type": "list", "elements": "int", "default": []},
+    "require_envoy": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": 5},
+    "connect_timeout": {"type": "float", "default": 3},
+    "insecure": {"type": "bool", "default": False},
+    "source": {
+        "type": "dict",
+        "options": SOURCE_SPEC,
+        "mutually_exclusive": [["pod", "label_selector"]],
+    },
+}
+
+
+def argument_spec() -> dict[str, Any]:
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        probes={"type": "list", "elements": "dict", "required": True, "options": PROBE_SPEC},
+        deadline={"type": "float", "default": 60},
+        retry_delay={"type": "float", "default": 1},
+        max_retry_delay={"type": "float", "default": 8},
+        curl_path={"type": "str", "default": "curl"},
+        debug_container_timeout={"type": "float", "default": 60},
+        fail_on_mismatch={"type": "bool", "default": True},
+        junit_path={"type": "path"},
+        junit_suite={"type": "str", "default": "meshguard.egress.verify"},
+    )
+    return spec
+
+
+def _pod_source(raw: dict[str, Any] | None) -> Any:
+    from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import PodSource
+
+    if not raw or not (raw.get("pod") or raw.get("label_selector")):
+        return None
+    return PodSource(
+        namespace=raw["namespace"],
+        name=raw.get("pod"),
+        label_selector=raw.get("label_selector"),
+        container=raw.get("container"),
+        debug_image=raw.get("debug_image"),
+    )
+
+
+def build_probes(params: list[dict[str, Any]]) -> tuple[list[Probe], dict[str, Any]]:
+    """Probe objects and the pod source behind each non-controller source key."""
+    probes, sources = [], {}
+    for raw in params:
+        pod_source = _pod_source(raw.get("source"))
+        key = pod_source.key if pod_source else CONTROLLER
+        sources[key] = pod_source
+        method = raw["method"].upper()
+        probes.append(
+            Probe(
+                name=raw.get("name") or f"{key} {method} {raw['url']}",
+                url=raw["url"],
+                expect=raw["expect"],
+                source_key=key,
+                method=method,
+                headers={str(k): str(v) for k, v in raw["headers"].items()},
+                body=raw.get("body"),
+                expected_status=tuple(raw["expected_status"]),
+                require_envoy=raw["require_envoy"],
+                timeout=raw["timeout"],
+                connect_timeout=raw["connect_timeout"],
+                insecure=raw["insecure"],
+            )
+        )
+    return probes, sources
+
+
+def _pod_runners(module: Any, sources: dict[str, Any]) -> dict[str, Runner | str]:
+    """An exec runner per pod source, or the error that prevents one."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+        get_api_client,
+    )
+
+    from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import (
+        PodSourceError,
+        prepare_source,
+    )
+
+    module.requires("kubernetes")
+    from kubernetes.client import CoreV1Api, VersionApi
+    from kubernetes.stream import stream
+
+    api_client = get_api_client(module).client.client
+    core, version = CoreV1Api(api_client), VersionApi(api_client)
+    runners: dict[str, Runner | str] = {}
+    for key, source in sources.items():
+        try:
+            runners[key] = prepare_source(
+                core, version, stream, source, module.params["debug_container_timeout"]
+            )
+        except PodSourceError as exc:
+            runners[key] = str(exc)
+    return runners
+
+
+def run_probes(module: Any, probes: list[Probe], sources: dict[str, Any]) -> list[dict[str, Any]]:
+    pod_sources = {key: src for key, src in sources.items() if src is not None}
+    runners: dict[str, Runner | str] = {CONTROLLER: run_script_locally}
+    if pod_sources:
+        runners.update(_pod_runners(module, pod_sources))
+    curl = module.params["curl_path"]
+
+    def run_source(key: str, batch: list[Probe]) -> list[Verdict]:
+        runner = runners[key]
+        if isinstance(runner, str):
+            return [Verdict(ERROR, runner) for _ in batch]
+        return run_batch(batch, runner, curl)
+
+    params = module.params
+    states = run_until_held(
+        probes, run_source, params["deadline"], params["retry_delay"], params["max_retry_delay"]
+    )
+    return [state.as_result() for state in states]
+
+
+def main() -> None:
+    module = AnsibleK8SModule(
+        module_class=AnsibleModule,
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        check_k8s=False,
+        check_pyyaml=False,
+    )
+    probes, sources = build_probes(module.params["probes"])
+    results = run_probes(module, probes, sources)
+    summary = summarize(results)
+    failed = summary["failed"] > 0
+    output: dict[str, Any] = {
+        "changed": False,
+        "probes": results,
+        "summary": summary,
+        "mismatches": mismatch_table(results) if failed else "",
+    }
+    if module.params["junit_path"]:
+        write_junit(module.params["junit_path"], results, module.params["junit_suite"])
+        output["junit_path"] = module.params["junit_path"]
+    if failed and module.params["fail_on_mismatch"]:
+        msg = f"{summary['failed']} of {summary['total']} probes did not hold:\n"
+        module.fail_json(msg=msg + output["mismatches"], **output)
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()

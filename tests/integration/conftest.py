@@ -1,0 +1,80 @@
+"""Fixtures for the role and playbook tests: the stand-in gateway chart and ansible-playbook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def gateway_chart(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The stand-in gateway chart carrying Istio's values schema (hack/chart.sh)."""
+    chart = os.environ.get("MESHGUARD_GATEWAY_CHART")
+    if not chart:
+        out = tmp_path_factory.mktemp("charts")
+        chart = subprocess.run(
+            ["bash", str(ROOT / "hack" / "chart.sh"), str(out)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    schema = Path(chart) / "values.schema.json"
+    return {
+        "MESHGUARD_GATEWAY_CHART": chart,
+        "MESHGUARD_GATEWAY_SCHEMA": str(schema) if schema.is_file() else "",
+    }
+
+
+@pytest.fixture
+def run_playbook(
+    kubeconfig: str, gateway_chart: dict[str, str], tmp_path: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run a playbook of the project with the example inventory on the test cluster.
+
+    Extra vars are passed as a JSON file; the JSON callback's stats are parsed into
+    ``proc.stats`` (per host: changed, failures, ...).
+    """
+
+    def run(
+        playbook: str,
+        extra_vars: dict | None = None,
+        *args: str,
+        kubeconfig_path: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        vars_file = tmp_path / "extra-vars.json"
+        vars_file.write_text(json.dumps(extra_vars or {}))
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            K8S_AUTH_KUBECONFIG=kubeconfig_path or kubeconfig,
+            PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            **gateway_chart,
+        )
+        cmd = [
+            str(VENV_BIN / "ansible-playbook"),
+            str(ROOT / playbook),
+            "-e",
+            f"@{ROOT / 'molecule' / 'shared' / 'gateway-vars.yml'}",
+            "-e",
+            f"@{vars_file}",
+            *args,
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        try:
+            proc.stats = json.loads(proc.stdout)["stats"]  # type: ignore[attr-defined]
+        except (ValueError, KeyError):
+            proc.stats = {}  # type: ignore[attr-defined]
+        return proc
+
+    return run
