@@ -6,7 +6,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.venv"
-cd "$ROOT"
+cd "$ROOT" || exit 2
 export PATH="$VENV/bin:$PATH"
 
 failed=()
@@ -17,8 +17,8 @@ run() {
   if ! "$@"; then failed+=("$name"); fi
 }
 
-run "ruff check" ruff check .
-run "ruff format --check" ruff format --check .
+run "ruff check" ruff check --output-format concise .
+run "ruff format --check" ruff format --check --output-format concise .
 # ANSIBLE_COLLECTIONS_PATH: ansible.cfg's relative collections_path resolves against the
 # current directory; make it absolute so ansible-lint's own subprocesses see kubernetes.core.
 run "ansible-lint (production)" env ANSIBLE_COLLECTIONS_PATH="$VENV/collections" \

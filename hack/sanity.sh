@@ -72,7 +72,7 @@ cp -a "$DEPS/kubernetes/core" "$WORK/ansible_collections/kubernetes/core"
 
 # Tests that cannot run on this kind of machine are skipped explicitly, each with a reason:
 skips=()
-# shellcheck: needs the `shellcheck` binary (Debian package `shellcheck`), not a PyPI one.
+# The shellcheck test needs the `shellcheck` binary (Debian package `shellcheck`), not a PyPI one.
 if ! command -v shellcheck >/dev/null 2>&1; then
   echo "sanity: shellcheck not installed (apt-get install shellcheck); skipping that test" >&2
   skips+=(--skip-test shellcheck)

@@ -113,6 +113,12 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
     def log_message(self, *_: Any) -> None:
         return
 
+    def setup(self) -> None:
+        context = getattr(self.server, "tls_context", None)
+        if context is not None:  # TLS handshake in the worker thread, not the accept loop
+            self.request = context.wrap_socket(self.request, server_side=True)
+        super().setup()
+
     def _answer(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
@@ -120,7 +126,7 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         if self.path.startswith("/status/403"):
             self._answer(403, b"forbidden by the upstream itself")
         elif self.path.startswith("/flip") and not self.server.flipped.is_set():
@@ -129,20 +135,25 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
             body = json.dumps({"path": self.path, "host": self.headers.get("host")})
             self._answer(200, body.encode(), "application/json")
 
-    do_POST = do_GET  # noqa: N815
+    do_POST = do_GET
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many probes connect at once
+    tls_context: ssl.SSLContext | None = None
 
 
 class Upstream:
     """A threaded HTTP(S) server on loopback."""
 
     def __init__(self, tls_files: tuple[str, str] | None = None) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _UpstreamHandler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _UpstreamHandler)
         self.server.flipped = threading.Event()  # type: ignore[attr-defined]
         if tls_files:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls_files)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.server.tls_context = context
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -166,8 +177,11 @@ def self_signed_cert(directory: Path, host: str) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
@@ -177,7 +191,8 @@ def self_signed_cert(directory: Path, host: str) -> tuple[str, str]:
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
@@ -213,7 +228,7 @@ def _address(port: int) -> dict[str, Any]:
 
 
 def _cluster(name: str, port: int | None, tls_sni: str | None = None) -> dict[str, Any]:
-    cluster: dict[str, Any] = {"name": name, "type": "STATIC", "connect_timeout": "1s"}
+    cluster: dict[str, Any] = {"name": name, "type": "STATIC", "connect_timeout": "5s"}
     endpoints = [{"endpoint": {"address": _address(port)}}] if port else []
     cluster["load_assignment"] = {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]}
     if tls_sni:
@@ -238,7 +253,10 @@ def _rbac(allowed_clients: tuple[str, ...]) -> dict[str, Any]:
         {"header": {"name": CLIENT_HEADER, "string_match": {"exact": c}}} for c in allowed_clients
     ]
     policies: dict[str, Any] = {
-        "unrestricted-hosts": {"permissions": [{"not_rule": protected}], "principals": [{"any": True}]}
+        "unrestricted-hosts": {
+            "permissions": [{"not_rule": protected}],
+            "principals": [{"any": True}],
+        }
     }
     if clients:
         policies["allowed-clients"] = {"permissions": [protected], "principals": clients}
@@ -294,8 +312,9 @@ def _http_listener(gw: EnvoyGateway) -> dict[str, Any]:
             },
         ],
     }
-    chain = {"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                          "typed_config": hcm}]}
+    chain = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
+    }
     return {"name": "http", "address": _address(gw.http_port), "filter_chains": [chain]}
 
 
@@ -349,7 +368,7 @@ class EnvoyGateway:
 
     def _admin(self, path: str) -> str:
         url = f"http://127.0.0.1:{self.admin_port}{path}"
-        with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=1) as answer:
             return answer.read().decode()
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
@@ -370,9 +389,20 @@ class EnvoyGateway:
         self.config_path.write_text(yaml.safe_dump(bootstrap(self), sort_keys=False))
         stderr = (self.workdir / "envoy.stderr").open("ab")
         self.process = subprocess.Popen(
-            [envoy_binary(), "-c", str(self.config_path), "--use-dynamic-base-id",
-             "--concurrency", "1", "--log-level", "warning", "--drain-time-s", "0"],
-            stdout=subprocess.DEVNULL, stderr=stderr,
+            [
+                envoy_binary(),
+                "-c",
+                str(self.config_path),
+                "--use-dynamic-base-id",
+                "--concurrency",
+                "1",
+                "--log-level",
+                "warning",
+                "--drain-time-s",
+                "0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
         stderr.close()
         self._wait_ready()
@@ -409,10 +439,14 @@ class EnvoyGateway:
         return {
             "allowed": {"url": f"{base}/get", "headers": {"Host": "httpbin.org", **client}},
             "allowed_tls": {"url": f"{base}/get", "headers": {"Host": "secure.example", **client}},
-            "denied": {"url": f"{base}/get",
-                       "headers": {"Host": "httpbin.org", CLIENT_HEADER: "bookinfo/reviews"}},
-            "upstream_403": {"url": f"{base}/status/403",
-                             "headers": {"Host": "httpbin.org", **client}},
+            "denied": {
+                "url": f"{base}/get",
+                "headers": {"Host": "httpbin.org", CLIENT_HEADER: "bookinfo/reviews"},
+            },
+            "upstream_403": {
+                "url": f"{base}/status/403",
+                "headers": {"Host": "httpbin.org", **client},
+            },
             "blocked_http": {"url": f"{base}/", "headers": {"Host": "unregistered.example"}},
             "blocked_https": {"url": f"https://127.0.0.1:{self.tls_port}/", "headers": {}},
             "no_healthy_upstream": {"url": f"{base}/", "headers": {"Host": "nohealthy.example"}},
@@ -457,8 +491,16 @@ def run_module(
 ) -> dict[str, Any]:
     """Run a module of this collection on localhost with ``ansible``; return its result."""
     argv = [
-        str(REPO / ".venv" / "bin" / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-        "-m", f"meshguard.egress.{module}", "-a", json.dumps(args),
+        str(REPO / ".venv" / "bin" / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-m",
+        f"meshguard.egress.{module}",
+        "-a",
+        json.dumps(args),
     ]
     if check:
         argv.append("--check")
@@ -467,7 +509,9 @@ def run_module(
     done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
     _, sep, payload = done.stdout.partition(" => ")
     if not sep:
-        raise AssertionError(f"no module result (rc {done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(
+            f"no module result (rc {done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
     result = json.loads(payload)
     result.setdefault("failed", done.returncode != 0)
     return result

@@ -1,5 +1,6 @@
 # Copyright (c) meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Filters the meshguard.egress roles call to turn the egress description into objects.
 
 Documentation lives beside this file: egress_resources.yml, egress_gateway_values.yml,

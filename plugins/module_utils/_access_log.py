@@ -1,5 +1,6 @@
 # Copyright: meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Parse Envoy/Istio access logs (Istio JSON, Istio text, Envoy default text)."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 # Copyright (c) meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The user-facing egress description: validation, semantic checks and defaults.
 
 ``normalize(spec, concern)`` is the one place that knows the shape of the description
@@ -360,7 +361,7 @@ def _normalize_gateway(p: _Problems, raw: Any, revision: Any) -> dict[str, Any]:
 def _normalize_gateway_install(p: _Problems, g: dict[str, Any], revision: Any) -> dict[str, Any]:
     """The Helm-install keys of ``gateway`` (see ``_manifests.gateway_values``)."""
     return {
-        "revision": _optional_string(p, "gateway.revision", g.get("revision", revision)),
+        "revision": _optional_string(p, "gateway.revision", g.get("revision") or revision),
         "image_hub": _optional_string(p, "gateway.image_hub", g.get("image_hub")),
         "image_tag": _optional_string(p, "gateway.image_tag", g.get("image_tag")),
         "replicas": _integer(p, "gateway.replicas", g.get("replicas"), 1, 1000, 1),
@@ -376,7 +377,8 @@ def _normalize_gateway_install(p: _Problems, g: dict[str, Any], revision: Any) -
 
 
 def _optional_string(p: _Problems, path: str, value: Any) -> Any:
-    return _string(p, path, value, None)
+    """An optional string; "" means unset, as an empty inventory variable does."""
+    return _string(p, path, None if value == "" else value, None)
 
 
 def _optional_mapping(p: _Problems, path: str, value: Any) -> Any:
@@ -776,7 +778,9 @@ def _trust_domain(p: _Problems, value: Any) -> Any:
 
 
 def _revision(p: _Problems, value: Any) -> Any:
-    revision = _string(p, "revision", value, "main")
+    if value in (None, ""):  # no revision: the mesh's default (unrevisioned) control plane
+        return None
+    revision = _string(p, "revision", value, None)
     if isinstance(revision, str) and (revision != "default" and not _is_label_value(revision)):
         p.add("revision", "must be a label value (the istio.io/rev label)", value)
         return None

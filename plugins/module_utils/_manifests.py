@@ -1,5 +1,6 @@
 # Copyright (c) meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Render Kubernetes, Istio and Gloo Mesh objects and gateway Helm values.
 
 Input is the egress description (``_description.normalize`` validates it first); output is

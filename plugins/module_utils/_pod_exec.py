@@ -1,5 +1,6 @@
 # Copyright: meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Run a probe script inside a pod through the Kubernetes exec API.
 
 One exec per source pod: the whole batch script (see ``_probe.build_script``) is passed to

@@ -1,5 +1,6 @@
 # Copyright: meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Probe engine: one POSIX sh script per source runs a batch of curl probes in parallel.
 
 The same script runs on the controller (``subprocess``) or inside a pod (Kubernetes exec),
@@ -54,6 +55,7 @@ class Probe:
     timeout: float = 5.0
     connect_timeout: float = 3.0
     insecure: bool = False
+    connect_to: tuple[str, ...] = ()
 
     def status_expected(self, status: int) -> bool:
         if self.expected_status:
@@ -115,6 +117,8 @@ def curl_command(probe: Probe, curl: str = "curl") -> list[str]:
         argv += ["--data-binary", probe.body]
     if probe.insecure:
         argv.append("-k")
+    for target in probe.connect_to:
+        argv += ["--connect-to", target]
     argv.append(probe.url)
     return argv
 

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: meshguard.egress contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -96,6 +97,14 @@ options:
         description: Do not verify the server certificate (curl C(-k)).
         type: bool
         default: false
+      connect_to:
+        description:
+          - curl C(--connect-to) entries C(HOST:PORT:CONNECT_HOST:CONNECT_PORT), to send the
+            request for a host to another address (for example a port-forwarded gateway)
+            while keeping the Host header and SNI.
+        type: list
+        elements: str
+        default: []
       source:
         description:
           - Where the request is sent from. Omitted or without O(probes[].source.pod) and
@@ -330,6 +339,7 @@ PROBE_SPEC = {
     "timeout": {"type": "float", "default": 5},
     "connect_timeout": {"type": "float", "default": 3},
     "insecure": {"type": "bool", "default": False},
+    "connect_to": {"type": "list", "elements": "str", "default": []},
     "source": {
         "type": "dict",
         "options": SOURCE_SPEC,
@@ -390,6 +400,7 @@ def build_probes(params: list[dict[str, Any]]) -> tuple[list[Probe], dict[str, A
                 timeout=raw["timeout"],
                 connect_timeout=raw["connect_timeout"],
                 insecure=raw["insecure"],
+                connect_to=tuple(raw["connect_to"]),
             )
         )
     return probes, sources

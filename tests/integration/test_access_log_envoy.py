@@ -11,14 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".venv" / "collections"))
-from ansible_collections.meshguard.egress.plugins.module_utils._probe import (  # noqa: E402
+from envoy_gateway import EnvoyGateway, envoy_gateway, run_module  # noqa: F401
+
+from ansible_collections.meshguard.egress.plugins.module_utils._probe import (
     Probe,
     run_batch,
     run_script_locally,
 )
-from envoy_gateway import EnvoyGateway, envoy_gateway, run_module  # noqa: E402, F401
 
 REQUESTS = ("allowed", "denied", "blocked_http", "no_healthy_upstream", "allowed_tls")
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,10 @@ def test_filters_and_expectations(traffic: EnvoyGateway, tmp_path: Path) -> None
 
 
 def test_missing_request_fails(traffic: EnvoyGateway, tmp_path: Path) -> None:
-    args = {"path": str(traffic.json_log),
-            "expect_requests": [{"authority": "httpbin.org", "path": "/never"}]}
+    args = {
+        "path": str(traffic.json_log),
+        "expect_requests": [{"authority": "httpbin.org", "path": "/never"}],
+    }
     result = run_module("gateway_access_log", args, tmp_path)
     assert result["failed"] is True and "/never" in result["msg"]
     assert result["expectations"][0]["count"] == 0

@@ -634,7 +634,7 @@ def test_defaults_for_the_procedure_example() -> None:
     spec = normalize(_spec(), "routes")
     assert spec["flavor"] == "gloo"
     assert spec["services_namespace"] == "global"
-    assert spec["revision"] == "main"
+    assert spec["revision"] is None  # unrevisioned mesh unless set
     gateway = spec["gateway"]
     assert (gateway["namespace"], gateway["name"]) == ("istio-egress", "istio-egressgateway")
     assert gateway["selector"] == {"istio": "egressgateway"}

@@ -1,0 +1,45 @@
+"""Unit tests of the JUnit report."""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".venv" / "collections"))
+from ansible_collections.meshguard.egress.plugins.module_utils._junit import (
+    junit_xml,
+    write_junit,
+)
+
+
+def result(name: str, held: bool) -> dict:
+    return {
+        "name": name,
+        "source": "controller",
+        "expect": "denied",
+        "outcome": "denied" if held else "allowed",
+        "detail": "d",
+        "status": 403,
+        "curl_exit": 0,
+        "attempts": 2,
+        "time": 0.25,
+        "held": held,
+        "method": "GET",
+        "url": "http://x/<&>",
+        "body_excerpt": "RBAC",
+        "seconds_to_hold": 1.0,
+    }
+
+
+def test_one_testcase_per_probe_with_failures(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "r.xml"
+    write_junit(str(path), [result("a", True), result("b", False)], "suite")
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = suite.findall("testcase")[1].find("failure")
+    assert failure is not None and failure.get("message") == "expected denied, got allowed"
+
+
+def test_escapes_markup() -> None:
+    assert "&lt;&amp;&gt;" in junit_xml([result("a", True)])
