@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host, summed over every play of the run."""
+    stats: dict[str, dict[str, int]] = {}
+    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        host_stats = stats.setdefault(host, {})
+        for key, value in re.findall(r"(\w+)=(\d+)", counters):
+            host_stats[key] = host_stats.get(key, 0) + int(value)
+    return stats
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +51,8 @@ def run_playbook(
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run a playbook of the project with the example inventory on the test cluster.
 
-    Extra vars are passed as a JSON file; the JSON callback's stats are parsed into
-    ``proc.stats`` (per host: changed, failures, ...).
+    Extra vars are passed as a JSON file; the PLAY RECAP counters are parsed into
+    ``proc.stats`` (per host: ok, changed, failed, ...; summed over the plays).
     """
 
     def run(
@@ -56,7 +67,8 @@ def run_playbook(
             os.environ,
             ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
             ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+            ANSIBLE_NOCOLOR="1",
             K8S_AUTH_KUBECONFIG=kubeconfig_path or kubeconfig,
             PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             **gateway_chart,
@@ -71,10 +83,7 @@ def run_playbook(
             *args,
         ]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        try:
-            proc.stats = json.loads(proc.stdout)["stats"]  # type: ignore[attr-defined]
-        except (ValueError, KeyError):
-            proc.stats = {}  # type: ignore[attr-defined]
+        proc.stats = recap(proc.stdout)  # type: ignore[attr-defined]
         return proc
 
     return run

@@ -1,0 +1,98 @@
+"""playbooks/site.yml and teardown.yml on the real API server, both flavors:
+check -> run -> check -> run (community.crypto's four-step idempotence), diff mode, and
+teardown twice (the second changes nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+MANAGED = "app.kubernetes.io/managed-by=meshguard.egress"
+KINDS = [
+    ("networking.gloo.solo.io/v2", "ExternalService"),
+    ("networking.gloo.solo.io/v2", "VirtualGateway"),
+    ("security.policy.gloo.solo.io/v2", "AccessPolicy"),
+    ("networking.istio.io/v1", "ServiceEntry"),
+    ("networking.istio.io/v1", "VirtualService"),
+    ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "Gateway"),
+    ("networking.istio.io/v1", "Sidecar"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("v1", "Namespace"),
+]
+
+
+def managed_objects(k8s) -> set[tuple[str, str, str]]:
+    found = set()
+    for api_version, kind in KINDS:
+        api = k8s.resources.get(api_version=api_version, kind=kind)
+        for item in api.get(label_selector=MANAGED).items:
+            found.add((kind, item.metadata.namespace or "", item.metadata.name))
+    return found
+
+
+def changed(proc) -> int:
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stats["localhost"]["changed"]
+
+
+@pytest.fixture
+def prepared(run_playbook):
+    proc = run_playbook("molecule/shared/prepare.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    yield
+    run_playbook("playbooks/teardown.yml")
+
+
+@pytest.mark.parametrize("flavor", ["gloo", "istio"])
+def test_check_run_check_run_then_teardown_twice(flavor, run_playbook, k8s, prepared) -> None:
+    flavor_vars = {"egress_flavor": flavor}
+    before = managed_objects(k8s)
+    assert before == set()
+
+    assert changed(run_playbook("playbooks/site.yml", flavor_vars, "--check")) > 0
+    assert managed_objects(k8s) == set(), "check mode wrote to the cluster"
+
+    assert changed(run_playbook("playbooks/site.yml", flavor_vars)) > 0
+    written = managed_objects(k8s)
+    expected_kind = "ExternalService" if flavor == "gloo" else "ServiceEntry"
+    assert ("Namespace", "", "global") in written
+    assert any(kind == expected_kind for kind, _ns, _name in written)
+
+    assert changed(run_playbook("playbooks/site.yml", flavor_vars, "--check")) == 0
+    assert changed(run_playbook("playbooks/site.yml", flavor_vars)) == 0
+    assert managed_objects(k8s) == written
+
+    assert changed(run_playbook("playbooks/teardown.yml", flavor_vars)) > 0
+    assert managed_objects(k8s) == set()
+    assert changed(run_playbook("playbooks/teardown.yml", flavor_vars)) == 0
+
+
+def test_diff_mode_shows_what_would_change(run_playbook, k8s, prepared) -> None:
+    proc = run_playbook("playbooks/site.yml", {"egress_flavor": "gloo"}, "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    # the Sidecar that would be created is shown as a diff
+    assert "+++ after" in proc.stdout
+    assert '+        "outboundTrafficPolicy": {' in proc.stdout
+    assert '+            "mode": "REGISTRY_ONLY"' in proc.stdout
+    assert managed_objects(k8s) == set()
+
+
+def test_drift_is_repaired_by_the_next_run(run_playbook, k8s, prepared) -> None:
+    assert changed(run_playbook("playbooks/site.yml")) > 0
+    services = k8s.resources.get(api_version="networking.gloo.solo.io/v2", kind="ExternalService")
+    policies = k8s.resources.get(api_version="networking.k8s.io/v1", kind="NetworkPolicy")
+    services.delete(name="httpbin.org", namespace="global")
+    policy = policies.get(name="meshguard-egress-lockdown", namespace="bookinfo")
+    policies.patch(
+        name=policy.metadata.name,
+        namespace="bookinfo",
+        body={"spec": {"egress": []}},
+        content_type="application/merge-patch+json",
+    )
+
+    assert changed(run_playbook("playbooks/site.yml")) == 2
+    assert services.get(name="httpbin.org", namespace="global").spec.ports[0].number == 443
+    assert policies.get(name="meshguard-egress-lockdown", namespace="bookinfo").spec.egress
