@@ -1,7 +1,7 @@
 """Generate each role's README.md from its meta/argument_specs.yml.
 
-    .venv/bin/python hack/role_docs.py          # rewrite the READMEs
-    .venv/bin/python hack/role_docs.py --check  # exit 1 if any README is out of date
+.venv/bin/python hack/role_docs.py          # rewrite the READMEs
+.venv/bin/python hack/role_docs.py --check  # exit 1 if any README is out of date
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def _option_rows(options: dict, prefix: str = "") -> list[str]:
         default = "(required)" if spec.get("required") else f"`{spec.get('default')!r}`"
         if "default" not in spec and not spec.get("required"):
             default = ""
-        choices = f" Choices: {', '.join(map(str, spec['choices']))}." if spec.get("choices") else ""
+        choices = (
+            f" Choices: {', '.join(map(str, spec['choices']))}." if spec.get("choices") else ""
+        )
         rows.append(
             f"| `{prefix}{name}` | {kind} | {default} | {_text(spec.get('description'))}{choices} |"
         )

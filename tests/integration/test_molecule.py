@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("scenario", ["gloo", "istio"])
 def test_molecule_scenario(scenario: str, kubeconfig: str, gateway_chart: dict[str, str]) -> None:
-    env = dict(os.environ, MESHGUARD_KUBECONFIG=kubeconfig, NO_COLOR="1", PY_COLORS="0", **gateway_chart)
+    env = dict(
+        os.environ, MESHGUARD_KUBECONFIG=kubeconfig, NO_COLOR="1", PY_COLORS="0", **gateway_chart
+    )
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(
@@ -31,6 +33,6 @@ def test_molecule_scenario(scenario: str, kubeconfig: str, gateway_chart: dict[s
     )
     output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     assert proc.returncode == 0, output[-6000:]
-    # every step of the sequence ran and succeeded (idempotence: the second converge changed nothing)
+    # every step ran and succeeded (idempotence: the second converge changed nothing)
     for step in ("prepare", "check", "converge", "idempotence", "verify", "cleanup"):
         assert f"{scenario} ➜ {step}: Executed: Successful" in output, step
