@@ -30,7 +30,8 @@ from testbed import LocalControlPlane  # noqa: E402
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "integration: needs the local control plane (or MESHGUARD_KUBECONFIG), a real Envoy or Helm",
+        "integration: needs the local control plane (or MESHGUARD_KUBECONFIG), "
+        "a real Envoy or Helm",
     )
 
 
