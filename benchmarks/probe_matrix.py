@@ -60,16 +60,17 @@ def main() -> None:
         gw.start()
         batch = probes(gw, args.probes)
         parallel, serial = [], []
-        for _ in range(args.repeat):
+        for _round in range(args.repeat):
             seconds, verdicts = timed(lambda: run_batch(batch, run_script_locally))
             wrong = [(p.name, v.detail) for v, p in zip(verdicts, batch) if v.outcome != p.expect]
             if wrong:
                 print(f"misclassified in the parallel batch: {wrong}")
             parallel.append(seconds)
-            seconds, _ = timed(lambda: [run_batch([p], run_script_locally)[0] for p in batch])
+            seconds, _verdicts = timed(lambda: [run_batch([p], run_script_locally) for p in batch])
             serial.append(seconds)
         best_parallel, best_serial = min(parallel), min(serial)
-        print(f"probes: {len(batch)} (mix: {', '.join(n for n, _ in MIX)}), best of {args.repeat}")
+        mix = ", ".join(name for name, _expect in MIX)
+        print(f"probes: {len(batch)} (mix: {mix}), best of {args.repeat}")
         print(f"parallel batch (one script): {best_parallel:.3f} s")
         print(f"one after another:           {best_serial:.3f} s")
         print(f"ratio serial/parallel:       {best_serial / best_parallel:.1f}x")

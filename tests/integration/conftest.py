@@ -82,7 +82,9 @@ def run_playbook(
             f"@{vars_file}",
             *args,
         ]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         proc.stats = recap(proc.stdout)  # type: ignore[attr-defined]
         return proc
 

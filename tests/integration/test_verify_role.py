@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -72,7 +73,24 @@ def run_role(tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedP
         "-e",
         f"@{tmp_path / 'vars.json'}",
     ]
-    return subprocess.run(argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True)
+    return subprocess.run(
+        argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False
+    )
+
+
+def _access_log_line(authority: str, path: str) -> str:
+    """An Istio JSON access-log record that starts after the role does (its ``since_time``)."""
+    started = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+    record = {
+        "authority": authority,
+        "method": "GET",
+        "path": path,
+        "protocol": "HTTP/1.1",
+        "response_code": 200,
+        "response_flags": "-",
+        "start_time": started.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    return json.dumps(record)
 
 
 def junit_cases(path: Path) -> tuple[ET.Element, dict[str, bool]]:
@@ -111,3 +129,21 @@ def test_role_fails_and_reports_mismatch(envoy_gateway: EnvoyGateway, tmp_path: 
     assert suite.get("tests") == "3" and suite.get("failures") == "1"
     assert cases["bookinfo/reviews -> httpbin.org:80"] is False
     assert "expected allowed, got denied" in done.stdout
+
+
+def test_role_fails_when_an_allowed_request_is_missing_from_the_access_log(
+    envoy_gateway: EnvoyGateway, tmp_path: Path
+) -> None:
+    """Every probe holds, but the log read is not the gateway's that carried the request."""
+    other_gateway_log = tmp_path / "other-gateway.log"
+    other_gateway_log.write_text(_access_log_line("httpbin.org", "/somewhere-else") + "\n")
+    junit = tmp_path / "verify.xml"
+    clients = [{"namespace": "bookinfo", "service_account": "productpage"}]
+    variables = role_vars(envoy_gateway, junit, clients)
+    variables["verify_access_log_path"] = str(other_gateway_log)
+    done = run_role(tmp_path, variables)
+    suite, _cases = junit_cases(junit)
+    assert suite.get("failures") == "0"  # the probes themselves held
+    assert done.returncode != 0, done.stdout
+    assert "FAIL  access log: httpbin.org/get (0 records)" in done.stdout
+    assert "requests not found in the access log" in done.stdout

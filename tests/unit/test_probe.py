@@ -85,9 +85,9 @@ def fake_runner(outputs: list[str]):
 
 
 def test_run_batch_reports_missing_curl_and_missing_records() -> None:
-    run, _ = fake_runner([f"{M} NOCURL\n"])
+    run, _calls = fake_runner([f"{M} NOCURL\n"])
     assert p.run_batch([probe()], run)[0].detail == "curl not found in the probe source"
-    run, _ = fake_runner([""])
+    run, _calls = fake_runner([""])
     assert "no result from the probe script" in p.run_batch([probe()], run)[0].detail
 
 
