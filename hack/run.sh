@@ -24,5 +24,7 @@ export MESHGUARD_GATEWAY_CHART
 MESHGUARD_GATEWAY_CHART=$(bash hack/chart.sh "$TB/charts")
 export MESHGUARD_GATEWAY_SCHEMA="$MESHGUARD_GATEWAY_CHART/values.schema.json"
 [[ -f "$MESHGUARD_GATEWAY_SCHEMA" ]] || MESHGUARD_GATEWAY_SCHEMA=""
+# what a mesh install would already have: istio-system and the bookinfo namespace
+ansible-playbook molecule/shared/prepare.yml
 ansible-playbook "$PLAYBOOK" -e @hack/embedded-vars.yml "$@"
 echo "run: done on the embedded control plane; stopping it"

@@ -16,7 +16,9 @@
 * ``stalled_port``: a listening socket whose accept queue is full (connect timeout).
 
 ``reconfigure(allowed_clients=...)`` restarts Envoy on the same ports with another RBAC rule.
-Import the fixture functions into a test module: ``from envoy_gateway import envoy_gateway``.
+The module is also a pytest plugin providing the module-scoped fixture ``envoy_gateway``; a
+test module enables it with ``pytest_plugins = ("envoy_gateway",)`` after putting ``tests/``
+on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -467,6 +469,20 @@ def envoy_gateway() -> Iterator[EnvoyGateway]:
     finally:
         gateway.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def istio_json_log_line(authority: str, path: str, start: datetime.datetime) -> str:
+    """One record of Istio's JSON access log (the fields ``gateway_access_log`` reads)."""
+    record = {
+        "authority": authority,
+        "method": "GET",
+        "path": path,
+        "protocol": "HTTP/1.1",
+        "response_code": 200,
+        "response_flags": "-",
+        "start_time": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    return json.dumps(record)
 
 
 # --------------------------------------------------------------------------- ansible

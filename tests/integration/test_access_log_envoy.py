@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".venv" / "collections"))
-from envoy_gateway import EnvoyGateway, envoy_gateway, run_module  # noqa: F401
+from envoy_gateway import EnvoyGateway, run_module
 
 from ansible_collections.meshguard.egress.plugins.module_utils._probe import (
     Probe,
@@ -19,13 +19,15 @@ from ansible_collections.meshguard.egress.plugins.module_utils._probe import (
     run_script_locally,
 )
 
+pytest_plugins = ("envoy_gateway",)  # the envoy_gateway fixture
+
 REQUESTS = ("allowed", "denied", "blocked_http", "no_healthy_upstream", "allowed_tls")
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def traffic(envoy_gateway: EnvoyGateway) -> EnvoyGateway:  # noqa: F811
+def traffic(envoy_gateway: EnvoyGateway) -> EnvoyGateway:
     urls = envoy_gateway.urls()
     probes = [Probe(n, urls[n]["url"], "allowed", headers=urls[n]["headers"]) for n in REQUESTS]
     run_batch(probes, run_script_locally)

@@ -12,12 +12,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from envoy_gateway import (
-    DEFAULT_CLIENTS,
-    EnvoyGateway,
-    envoy_gateway,  # noqa: F401 (fixture)
-    run_module,
-)
+from envoy_gateway import DEFAULT_CLIENTS, EnvoyGateway, run_module
+
+pytest_plugins = ("envoy_gateway",)  # the envoy_gateway fixture
 
 # name of the request in EnvoyGateway.urls() -> (expectation, outcome it must get, detail part)
 OUTCOMES = {
@@ -50,7 +47,7 @@ def _probe(gw: EnvoyGateway, name: str, expect: str, **extra: Any) -> dict[str, 
 
 
 @pytest.fixture(scope="module")
-def matrix_result(envoy_gateway: EnvoyGateway, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811
+def matrix_result(envoy_gateway: EnvoyGateway, tmp_path_factory: pytest.TempPathFactory):
     probes = [_probe(envoy_gateway, name, spec[0]) for name, spec in OUTCOMES.items()]
     args = {"probes": probes, "deadline": 0, "fail_on_mismatch": False}
     return run_module("egress_probe", args, tmp_path_factory.mktemp("ansible"))
@@ -77,7 +74,7 @@ def test_matrix_reports_evidence_and_never_changed(matrix_result: dict[str, Any]
     assert "upstream_403" in matrix_result["mismatches"]
 
 
-def test_mismatch_fails_with_table(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:  # noqa: F811
+def test_mismatch_fails_with_table(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
     args = {
         "probes": [_probe(envoy_gateway, "denied", "allowed")],
         "deadline": 1,
@@ -90,7 +87,7 @@ def test_mismatch_fails_with_table(envoy_gateway: EnvoyGateway, tmp_path: Path) 
     assert result["probes"][0]["attempts"] >= 2
 
 
-def test_runs_in_check_mode(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:  # noqa: F811
+def test_runs_in_check_mode(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
     args = {"probes": [_probe(envoy_gateway, "allowed", "allowed")]}
     result = run_module("egress_probe", args, tmp_path, check=True)
     assert result.get("failed") is not True, result
@@ -98,7 +95,7 @@ def test_runs_in_check_mode(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None
 
 
 def test_retry_holds_when_policy_changes_mid_probe(
-    envoy_gateway: EnvoyGateway,  # noqa: F811
+    envoy_gateway: EnvoyGateway,
     tmp_path: Path,
 ) -> None:
     args = {
@@ -128,7 +125,7 @@ def test_retry_holds_when_policy_changes_mid_probe(
 
 
 def test_retry_holds_when_upstream_recovers(
-    envoy_gateway: EnvoyGateway,  # noqa: F811
+    envoy_gateway: EnvoyGateway,
     tmp_path: Path,
 ) -> None:
     probe = _probe(envoy_gateway, "allowed", "allowed")
@@ -145,7 +142,7 @@ def test_retry_holds_when_upstream_recovers(
     assert result["probes"][0]["held"] and result["probes"][0]["attempts"] >= 2
 
 
-def test_junit_report(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:  # noqa: F811
+def test_junit_report(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
     report = tmp_path / "reports" / "egress.xml"
     args = {
         "probes": [

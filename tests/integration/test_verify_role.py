@@ -18,8 +18,10 @@ from envoy_gateway import (
     REPO,
     EnvoyGateway,
     ansible_env,
-    envoy_gateway,  # noqa: F401 (fixture)
+    istio_json_log_line,
 )
+
+pytest_plugins = ("envoy_gateway",)  # the envoy_gateway fixture
 
 PLAYBOOK = """
 - hosts: localhost
@@ -78,28 +80,13 @@ def run_role(tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedP
     )
 
 
-def _access_log_line(authority: str, path: str) -> str:
-    """An Istio JSON access-log record that starts after the role does (its ``since_time``)."""
-    started = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
-    record = {
-        "authority": authority,
-        "method": "GET",
-        "path": path,
-        "protocol": "HTTP/1.1",
-        "response_code": 200,
-        "response_flags": "-",
-        "start_time": started.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-    }
-    return json.dumps(record)
-
-
 def junit_cases(path: Path) -> tuple[ET.Element, dict[str, bool]]:
     suite = ET.parse(path).getroot().find("testsuite")
     assert suite is not None
     return suite, {c.get("name", ""): c.find("failure") is None for c in suite.iter("testcase")}
 
 
-def test_role_passes_and_writes_junit(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:  # noqa: F811
+def test_role_passes_and_writes_junit(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
     junit = tmp_path / "out" / "verify.xml"
     clients = [{"namespace": "bookinfo", "service_account": "productpage"}]
     done = run_role(tmp_path, role_vars(envoy_gateway, junit, clients))
@@ -116,7 +103,7 @@ def test_role_passes_and_writes_junit(envoy_gateway: EnvoyGateway, tmp_path: Pat
     assert "changed=0" in done.stdout
 
 
-def test_role_fails_and_reports_mismatch(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:  # noqa: F811
+def test_role_fails_and_reports_mismatch(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
     junit = tmp_path / "verify.xml"
     clients = [
         {"namespace": "bookinfo", "service_account": sa} for sa in ("productpage", "reviews")
@@ -136,7 +123,11 @@ def test_role_fails_when_an_allowed_request_is_missing_from_the_access_log(
 ) -> None:
     """Every probe holds, but the log read is not the gateway's that carried the request."""
     other_gateway_log = tmp_path / "other-gateway.log"
-    other_gateway_log.write_text(_access_log_line("httpbin.org", "/somewhere-else") + "\n")
+    after_the_role_starts = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+        minutes=5
+    )
+    line = istio_json_log_line("httpbin.org", "/somewhere-else", after_the_role_starts)
+    other_gateway_log.write_text(line + "\n")
     junit = tmp_path / "verify.xml"
     clients = [{"namespace": "bookinfo", "service_account": "productpage"}]
     variables = role_vars(envoy_gateway, junit, clients)
