@@ -76,6 +76,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager")
 STATE_FILE = "pids.json"
 LEGACY_STATE_FILE = "state.json"  # written by earlier versions of this script
+APISERVER_ARGV_FILE = "kube-apiserver.argv.json"  # kept by stop_apiserver
 READY_TIMEOUT = 90.0
 CRD_TIMEOUT = 60.0
 STOP_GRACE = 10.0
@@ -204,6 +205,15 @@ def _write_tokens(workdir: Path, users: dict[str, tuple[str, ...]]) -> dict[str,
         line = f"{tokens[user]},{user},{user}"
         lines.append(f'{line},"{",".join(groups)}"' if groups else line)
     _write_private(workdir / "tokens.csv", ("\n".join(lines) + "\n").encode())
+    return tokens
+
+
+def _read_tokens(workdir: Path) -> dict[str, str]:
+    """user -> token, from the static token file ``_write_tokens`` wrote."""
+    tokens = {}
+    for line in (workdir / "tokens.csv").read_text().splitlines():
+        token, user = line.split(",")[:2]
+        tokens[user] = token
     return tokens
 
 
@@ -352,6 +362,33 @@ class LocalControlPlane:
                 raise TestbedError(f"{name} (pid {pid}) of {self.dir} did not exit")
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stop_apiserver(self) -> None:
+        """Kill only kube-apiserver, as a crash would (SIGKILL; for fault tests); etcd and the
+        controller-manager keep running.
+
+        Its command line is kept, so ``start_apiserver`` brings it back on the same port.
+        """
+        pid = self.pids().get("kube-apiserver", 0)
+        if not self._owned_and_alive(pid):
+            raise TestbedError(f"kube-apiserver of {self.dir} is not running")
+        argv = [
+            arg for arg in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0") if arg
+        ]
+        (self.dir / APISERVER_ARGV_FILE).write_text(json.dumps(argv) + "\n")
+        _signal_group(pid, signal.SIGKILL)
+        if not _wait_exit(pid, STOP_GRACE):
+            raise TestbedError(f"kube-apiserver (pid {pid}) of {self.dir} did not exit")
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again after ``stop_apiserver`` and wait until it is ready."""
+        if self._owned_and_alive(self.pids().get("kube-apiserver", 0)):
+            raise TestbedError(f"kube-apiserver of {self.dir} is already running")
+        argv = json.loads((self.dir / APISERVER_ARGV_FILE).read_text())
+        self._server = self.server  # _spawn saves it with the new pid
+        self._spawn("kube-apiserver", argv)
+        token = _read_tokens(self.dir)[ADMIN]
+        self._wait_until(f"{self.server}/readyz", token, self.dir / "ca.crt", "kube-apiserver")
 
     def __enter__(self) -> LocalControlPlane:
         return self.start()

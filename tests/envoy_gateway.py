@@ -18,7 +18,8 @@
 ``reconfigure(allowed_clients=...)`` restarts Envoy on the same ports with another RBAC rule.
 The module is also a pytest plugin providing the module-scoped fixture ``envoy_gateway``; a
 test module enables it with ``pytest_plugins = ("envoy_gateway",)`` after putting ``tests/``
-on ``sys.path``.
+on ``sys.path``. The test module imports it first, so pytest cannot rewrite its asserts when
+it registers the plugin; it has none, and this marker says so: PYTEST_DONT_REWRITE.
 """
 
 from __future__ import annotations
