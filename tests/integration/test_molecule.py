@@ -22,8 +22,11 @@ def test_molecule_scenario(scenario: str, kubeconfig: str, gateway_chart: dict[s
     )
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    molecule = str(Path(sys.executable).parent / "molecule")
+    # molecule remembers "prepared" between runs; start every run from a clean state
+    subprocess.run([molecule, "reset", "-s", scenario], cwd=ROOT, env=env, check=False)
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "molecule"), "test", "-s", scenario],
+        [molecule, "test", "-s", scenario],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -35,4 +38,5 @@ def test_molecule_scenario(scenario: str, kubeconfig: str, gateway_chart: dict[s
     assert proc.returncode == 0, output[-6000:]
     # every step ran and succeeded (idempotence: the second converge changed nothing)
     for step in ("prepare", "check", "converge", "idempotence", "verify", "cleanup"):
-        assert f"{scenario} ➜ {step}: Executed: Successful" in output, step
+        assert f"[{scenario} > {step}] Executed: Successful" in output, step
+    assert re.search(rf"^{scenario}\s+: actions=6\s+successful=6 .* failed=0$", output, re.M)
