@@ -24,12 +24,18 @@ KINDS = [
 ]
 
 
+# the namespaces of the example description (other tests work in namespaces of their own)
+SCOPE = {"global", "istio-egress", "istio-system", "bookinfo"}
+
+
 def managed_objects(k8s) -> set[tuple[str, str, str]]:
     found = set()
     for api_version, kind in KINDS:
         api = k8s.resources.get(api_version=api_version, kind=kind)
         for item in api.get(label_selector=MANAGED).items:
-            found.add((kind, item.metadata.namespace or "", item.metadata.name))
+            namespace = item.metadata.namespace or ""
+            if (namespace or item.metadata.name) in SCOPE:
+                found.add((kind, namespace, item.metadata.name))
     return found
 
 
