@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = Path(sys.executable).parent / "helm"
+MANAGED = "app.kubernetes.io/managed-by=meshguard.egress"
 # the kinds the collection writes: the list teardown.yml proves empty
 MANAGED_KINDS = [
     (item["api_version"], item["kind"])
@@ -223,7 +225,7 @@ def cluster_snapshot(k8s: Any, kubeconfig: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def prepared_cluster(k8s: Any) -> None:
+def prepared_cluster(k8s: Any) -> Iterator[None]:
     """What molecule/shared/prepare.yml creates: bookinfo, istio-system and a gateway node."""
     from kubernetes.dynamic.exceptions import ConflictError
 
@@ -234,6 +236,15 @@ def prepared_cluster(k8s: Any) -> None:
             namespaces.create(body={"metadata": {"name": name}})
     with contextlib.suppress(ConflictError):
         nodes.create(body={"metadata": {"name": GATEWAY["dedicated_nodes"][0]}})
+    yield
+    _delete_managed_objects(k8s)  # only a failed case leaves any: keep later tests clean
+
+
+def _delete_managed_objects(k8s: Any) -> None:
+    for api_version, kind in MANAGED_KINDS:
+        api = k8s.resources.get(api_version=api_version, kind=kind)
+        for item in api.get(label_selector=MANAGED).items:
+            api.delete(name=item.metadata.name, namespace=item.metadata.namespace)
 
 
 def failed_task(stdout: str) -> str:
