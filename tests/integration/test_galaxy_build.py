@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
+from envoy_gateway import istio_json_log_line
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -329,17 +330,7 @@ def test_module_by_fqcn_parses_a_local_log(installed: Path, tmp_path: Path) -> N
 
 def _access_log_line(authority: str, path: str) -> str:
     """An Istio JSON access-log record that starts after the role does (its ``since_time``)."""
-    started = datetime.now(timezone.utc) + timedelta(minutes=5)
-    record = {
-        "authority": authority,
-        "method": "GET",
-        "path": path,
-        "protocol": "HTTP/1.1",
-        "response_code": 200,
-        "response_flags": "-",
-        "start_time": started.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-    }
-    return json.dumps(record)
+    return istio_json_log_line(authority, path, datetime.now(timezone.utc) + timedelta(minutes=5))
 
 
 def _verify_play(
