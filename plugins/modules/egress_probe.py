@@ -27,21 +27,8 @@ author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
-    support: full
-    details:
-      - Probes are read-only requests, so they run in check mode too.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
-    support: none
-  idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the
-      second invocation indicates no change.
-    support: full
+  - meshguard.egress.attributes
+  - meshguard.egress.attributes.read_only
 options:
   probes:
     description: The probes to run.
