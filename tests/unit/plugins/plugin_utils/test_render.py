@@ -11,20 +11,32 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshguard.egress.plugins.module_utils._description import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils import render as rendering
+from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
+    normalize,
+    normalize_gateway,
 )
-from ansible_collections.meshguard.egress.plugins.module_utils._manifests import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils.render import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     check_values,
     deep_merge,
-    gateway_values,
-    render,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def render(spec: Any, concern: str) -> list[dict[str, Any]]:
+    """Validate a raw description for one concern, then render that concern's objects."""
+    return rendering.render(normalize(spec, concern), concern)
+
+
+def gateway_values(gateway: Any) -> dict[str, Any]:
+    return rendering.gateway_values(normalize_gateway(gateway))
+
+
 ISTIO_FIXTURES = Path(
     os.environ.get("MESHGUARD_ISTIO_FIXTURES", ROOT.parent / "shared" / "fixtures" / "istio")
 )
@@ -218,7 +230,7 @@ def test_no_virtual_gateway_without_gateway_ports() -> None:
     spec["services"][0]["ports"] = [{"number": 443, "protocol": "TLS"}]
     spec["services"][0]["clients"] = None
     kinds = [o["kind"] for o in render(spec, "routes")]
-    assert kinds == ["Namespace", "ExternalService"]
+    assert kinds == ["ExternalService"]
 
 
 # ----------------------------------------------------------------------------- istio
@@ -230,7 +242,6 @@ def test_istio_routes_objects() -> None:
         (o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
         for o in objects
     ] == [
-        ("v1", "Namespace", None, "global"),
         ("networking.istio.io/v1", "Gateway", "istio-egress", "meshguard-egress"),
         ("networking.istio.io/v1", "DestinationRule", "istio-egress", "istio-egressgateway-mtls"),
         ("networking.istio.io/v1", "ServiceEntry", "global", "httpbin.org"),
@@ -383,16 +394,22 @@ def test_lockdown_network_policies() -> None:
     assert objects[3]["spec"]["egress"] == [dns, istiod]
 
 
-def test_gateway_concern_renders_gateway_namespace() -> None:
-    [namespace] = render({"gateway": {"namespace": "egress"}}, "gateway")
-    assert namespace["kind"] == "Namespace"
-    assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "egress"
+def test_gateway_concern_renders_the_access_log_telemetry_only_when_asked() -> None:
+    assert render({"gateway": {"namespace": "egress"}}, "gateway") == []
+    [telemetry] = render({"gateway": {"namespace": "egress", "access_log": True}}, "gateway")
+    assert (telemetry["kind"], telemetry["metadata"]["namespace"]) == ("Telemetry", "egress")
+    assert telemetry["spec"] == {
+        "selector": {"matchLabels": {"istio": "egressgateway"}},
+        "accessLogging": [{"providers": [{"name": "envoy"}]}],
+    }
 
 
 @pytest.mark.parametrize("flavor", ["gloo", "istio"])
 @pytest.mark.parametrize("concern", CONCERNS)
 def test_every_object_carries_managed_labels(flavor: str, concern: str) -> None:
-    objects = render(multi_service_spec(flavor), concern)
+    spec = multi_service_spec(flavor)
+    spec.setdefault("gateway", {})["access_log"] = True
+    objects = render(spec, concern)
     assert objects
     for obj in objects:
         labels = obj["metadata"]["labels"]
