@@ -112,7 +112,7 @@ def description_doc() -> str:
         "`egress_gateway`). Every `egress_override_*` variable (a mapping of the same keys) is",
         "deep-merged on top in name order, so one setting can be overridden in group_vars,",
         "host_vars or extra vars without restating its mapping:",
-        "`-e '{\"egress_override_ci\": {\"gateway\": {\"chart_version\": \"1.23.5\"}}}'`.",
+        '`-e \'{"egress_override_ci": {"gateway": {"chart_version": "1.23.5"}}}\'`.',
         "An unknown key, at any depth, is refused with its path before anything is written.",
         "Empty strings mean unset.",
         "",
@@ -124,12 +124,19 @@ def description_doc() -> str:
     return "\n".join(lines)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Indents list items under their key, as yamllint (ansible-lint) wants."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def outputs() -> dict[Path, str]:
     files: dict[Path, str] = {}
     for role in ROLE_KEYS:
         path = ROOT / "roles" / role / "meta" / "argument_specs.yml"
         spec = argument_specs(role, yaml.safe_load(path.read_text()))
-        text = "---\n" + yaml.safe_dump(spec, sort_keys=False, width=100)
+        text = "---\n" + yaml.dump(spec, Dumper=_Dumper, sort_keys=False, width=100)
         files[path] = text
     files[ROOT / "docs" / "description.md"] = description_doc()
     return files

@@ -94,7 +94,7 @@ class Kube:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             if hasattr(self.api, "param_serialize"):  # kubernetes >= 35 (new generator)
-                method_, url, headers_, body_, post = self.api.param_serialize(
+                method_, url, headers_, body_, _post = self.api.param_serialize(
                     method,
                     path,
                     query_params=query or [],
