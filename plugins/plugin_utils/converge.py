@@ -386,7 +386,8 @@ class Converger:
             {"chart_version": latest["chart_version"], "values": latest["values"]} if latest else {}
         )
         after = {"chart_version": version, "values": release["values"]}
-        label = "install" if latest is None else "upgrade"
+        reinstall = action.get("recover") in ("pending-install", "failed")
+        label = "install" if latest is None or reinstall else "upgrade"
         if action.get("recover"):
             label = f"recover ({action['recover']}) and {label}"
         self._change(what, label, before, after)
