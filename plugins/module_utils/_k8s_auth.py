@@ -63,31 +63,36 @@ def auth_options(params: dict[str, Any], environ: Any) -> dict[str, Any]:
 
 
 def api_client(options: dict[str, Any]) -> Any:
-    """A ``kubernetes.client.ApiClient`` for the options (kubeconfig, or host + token)."""
+    """A ``kubernetes.client.ApiClient``: the kubeconfig (given, or the default one) when there
+    is no ``host``, then ``host``, ``api_key``, certificates and ``proxy`` on top of it."""
     from kubernetes import client, config
 
-    if options.get("host") and not options.get("kubeconfig"):
-        configuration = client.Configuration()
-        configuration.host = options["host"]
-        if options.get("api_key"):
-            configuration.api_key = {"authorization": f"Bearer {options['api_key']}"}
-        if options.get("username"):
-            configuration.username = options["username"]
-            configuration.password = options.get("password")
-        configuration.verify_ssl = options.get("validate_certs", True)
-        if options.get("ca_cert"):
-            configuration.ssl_ca_cert = options["ca_cert"]
-        if options.get("client_cert"):
-            configuration.cert_file = options["client_cert"]
-            configuration.key_file = options.get("client_key")
-        if options.get("proxy"):
-            configuration.proxy = options["proxy"]
-        return client.ApiClient(configuration)
+    configuration = client.Configuration()
     kubeconfig = options.get("kubeconfig")
     if isinstance(kubeconfig, dict):
-        configuration = client.Configuration()
         config.load_kube_config_from_dict(
             kubeconfig, context=options.get("context"), client_configuration=configuration
         )
-        return client.ApiClient(configuration)
-    return config.new_client_from_config(config_file=kubeconfig, context=options.get("context"))
+    elif kubeconfig or not options.get("host"):
+        config.load_kube_config(
+            config_file=kubeconfig,
+            context=options.get("context"),
+            client_configuration=configuration,
+        )
+    if options.get("host"):
+        configuration.host = options["host"]
+    if options.get("api_key"):
+        configuration.api_key = {"authorization": f"Bearer {options['api_key']}"}
+    if options.get("username"):
+        configuration.username = options["username"]
+        configuration.password = options.get("password")
+    if "validate_certs" in options:
+        configuration.verify_ssl = options["validate_certs"]
+    if options.get("ca_cert"):
+        configuration.ssl_ca_cert = options["ca_cert"]
+    if options.get("client_cert"):
+        configuration.cert_file = options["client_cert"]
+        configuration.key_file = options.get("client_key")
+    if options.get("proxy"):
+        configuration.proxy = options["proxy"]
+    return client.ApiClient(configuration)

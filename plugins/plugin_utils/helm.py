@@ -73,6 +73,7 @@ class Helm:
     def __init__(self, binary: str, auth: dict[str, Any], env: dict[str, str] | None = None):
         self.binary = binary
         self.env = env
+        self.secrets = tuple(str(auth[k]) for k in ("api_key", "password") if auth.get(k))
         self.flags: list[str] = []
         if auth.get("kubeconfig"):
             self.flags += ["--kubeconfig", str(auth["kubeconfig"])]
@@ -87,7 +88,7 @@ class Helm:
         if auth.get("validate_certs") is False:
             self.flags += ["--kube-insecure-skip-tls-verify"]
 
-    def run(self, *args: str, secrets: tuple[str, ...] = ()) -> str:
+    def run(self, *args: str) -> str:
         cmd = [self.binary, *args, *self.flags]
         try:
             proc = subprocess.run(
@@ -97,7 +98,7 @@ class Helm:
             raise HelmError(f"cannot run helm ({self.binary}): {exc}") from exc
         if proc.returncode != 0:
             message = (proc.stderr or proc.stdout).strip()
-            for secret in secrets:
+            for secret in self.secrets:
                 message = message.replace(secret, "********")
             raise HelmError(f"helm {args[0]} failed: {message}")
         return proc.stdout
