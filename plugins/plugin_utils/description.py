@@ -886,9 +886,19 @@ def _sources(p: _Problems, path: str, raw: Any) -> list[dict[str, Any]]:
                 p, _join(item_path, "debug_image"), e.get("debug_image")
             ),
             "headers": _optional_mapping(p, _join(item_path, "headers"), e.get("headers")) or {},
+            "controller": _boolean(p, _join(item_path, "controller"), e.get("controller"), False),
         }
-        if bool(source["pod"]) == bool(source["label_selector"]):
-            p.add(item_path, "needs exactly one of pod or label_selector", item)
+        pod_keys = [k for k in ("pod", "label_selector", "container", "debug_image") if source[k]]
+        if source["controller"] and pod_keys:
+            p.add(
+                _join(item_path, pod_keys[0]),
+                "is not used with controller: true",
+                source[pod_keys[0]],
+            )
+        elif not source["controller"] and bool(source["pod"]) == bool(source["label_selector"]):
+            p.add(
+                item_path, "needs exactly one of pod or label_selector (or controller: true)", item
+            )
         sources.append(source)
     return sources
 

@@ -145,9 +145,9 @@ class Helm:
             release["namespace"],
             "--values",
             values,
-            "--labels",
-            ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         ]
+        if labels:
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
         if release["atomic"]:
             args += ["--atomic", "--wait", "--timeout", f"{release['wait_timeout']}s"]
         try:

@@ -107,6 +107,8 @@ def _label_namespaces(spec: dict[str, Any]) -> list[str]:
 
 
 def _probe_source(source: dict[str, Any]) -> dict[str, Any]:
+    if source["controller"]:
+        return {}  # egress_probe: no pod, the controller host itself
     keys = ("namespace", "pod", "label_selector", "container", "debug_image")
     return {key: source[key] for key in keys if source.get(key)}
 

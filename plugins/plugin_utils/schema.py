@@ -81,6 +81,13 @@ SOURCE_FIELDS = (
     _f("container", "str", "Container to exec into (default the pod's first)."),
     _f("debug_image", "str", "Run the probe in an ephemeral debug container of this image."),
     _f("headers", "dict", "Extra request headers for this source's probes.", {}, free_form=True),
+    _f(
+        "controller",
+        "bool",
+        "Probe from the controller host instead of a pod (through C(verify.connect_to), for "
+        "example a port-forwarded gateway); the identity then travels only in C(headers).",
+        False,
+    ),
 )
 
 SCHEMA = Field(
