@@ -48,6 +48,7 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.render import (
 )
 
 HASH_ANNOTATION = "meshguard.io/plan-hash"
+PINNED_BY_ANNOTATION = "meshguard.io/gateway-pinned-by"
 NAMESPACE_DELETE_TIMEOUT = 180
 
 
@@ -80,6 +81,10 @@ def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _labels(obj: dict[str, Any] | None) -> dict[str, str]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
+    return ((obj or {}).get("metadata") or {}).get("annotations") or {}
 
 
 def _ownership(live: dict[str, Any] | None, name: str) -> str:
@@ -306,29 +311,73 @@ class Converger:
         return writes
 
     def _plan_nodes(self) -> list[tuple[str, dict[str, Any]]]:
+        """Label (and taint) the dedicated nodes, annotated with the owner; unpin the nodes
+        this description pinned earlier that it no longer lists."""
         nodes = self.plan.get("nodes") or {}
+        if not nodes:
+            return []
         writes = []
-        label = nodes.get("label")
-        for index, name in enumerate(nodes.get("names") or []):
+        label, names = nodes["label"], nodes["names"]
+        for index, name in enumerate(names):
             node = self.kube.get("v1", "Node", None, name)
             if node is None:
                 self.problems.append(
                     f"gateway.dedicated_nodes[{index}]: no node named {name!r} in the cluster"
                 )
                 continue
+            pinned_by = _annotations(node).get(PINNED_BY_ANNOTATION)
+            if _labels(node).get(label) == "true" and pinned_by not in (None, self.name):
+                self.problems.append(
+                    f"gateway.dedicated_nodes[{index}]: node {name!r} is already pinned for "
+                    f"description {pinned_by!r} with label {label!r}; use another "
+                    "gateway.node_label or another node"
+                )
+                continue
             body: dict[str, Any] = {}
-            if _labels(node).get(label) != "true":
-                body["metadata"] = {"labels": {label: "true"}}
+            if _labels(node).get(label) != "true" or pinned_by != self.name:
+                body["metadata"] = {
+                    "labels": {label: "true"},
+                    "annotations": {PINNED_BY_ANNOTATION: self.name},
+                }
             taints = (node.get("spec") or {}).get("taints") or []
             taint = {"key": label, "value": "true", "effect": "NoSchedule"}
             has_taint = any(
                 t.get("key") == label and t.get("effect") == "NoSchedule" for t in taints
             )
-            if nodes.get("taint") and not has_taint:
+            if nodes["taint"] and not has_taint:
                 body["spec"] = {"taints": [*taints, taint]}
             if body:
                 writes.append((name, body))
                 self._change(f"Node/{name}", "label" + (" and taint" if "spec" in body else ""))
+        writes += self._unpin(lambda node: node["metadata"]["name"] not in names)
+        return writes
+
+    def _unpin(self, wanted: Any) -> list[tuple[str, dict[str, Any]]]:
+        """Remove the gateway label, taint and owner annotation from the nodes this
+        description pinned (``wanted(node)`` picks which)."""
+        nodes = self.plan.get("nodes")
+        if not nodes:
+            return []
+        label = nodes["label"]
+        writes = []
+        for node in self.kube.list("v1", "Node", None, label):
+            name = node["metadata"]["name"]
+            pinned_by = _annotations(node).get(PINNED_BY_ANNOTATION)
+            legacy = pinned_by is None and name in nodes["names"]
+            if not (pinned_by == self.name or legacy) or not wanted(node):
+                continue  # another description's (or the user's) node
+            taints = (node.get("spec") or {}).get("taints") or []
+            kept = [t for t in taints if t.get("key") != label]
+            body: dict[str, Any] = {
+                "metadata": {"labels": {label: None}, "annotations": {PINNED_BY_ANNOTATION: None}}
+            }
+            if len(kept) != len(taints):
+                body["spec"] = {"taints": kept}
+            writes.append((name, body))
+            self._change(
+                f"Node/{name}",
+                "remove the gateway label" + (" and taint" if "spec" in body else ""),
+            )
         return writes
 
     # ------------------------------------------------------------------ release
@@ -601,24 +650,7 @@ class Converger:
         return ""  # another description's or the user's release: left alone
 
     def _plan_node_unpin(self) -> list[tuple[str, dict[str, Any]]]:
-        nodes = self.plan.get("nodes")
-        if not nodes:
-            return []
-        label = nodes["label"]
-        writes = []
-        for node in self.kube.list("v1", "Node", None, label):
-            name = node["metadata"]["name"]
-            taints = (node.get("spec") or {}).get("taints") or []
-            kept = [t for t in taints if t.get("key") != label]
-            body: dict[str, Any] = {"metadata": {"labels": {label: None}}}
-            if len(kept) != len(taints):
-                body["spec"] = {"taints": kept}
-            writes.append((name, body))
-            self._change(
-                f"Node/{name}",
-                "remove the gateway label" + (" and taint" if "spec" in body else ""),
-            )
-        return writes
+        return self._unpin(lambda _node: True)
 
     def _wait_gone(self, namespaces: list[str]) -> None:
         deadline = time.monotonic() + NAMESPACE_DELETE_TIMEOUT

@@ -1031,7 +1031,7 @@ def description_from_variables(variables: dict[str, Any]) -> dict[str, Any]:
                 name,
                 "unknown egress variable (description keys: "
                 + ", ".join(VARIABLE_PREFIX + k for k in allowed)
-                + f"; overrides: {OVERRIDE_PREFIX}*; connection: "
+                + f"; overrides: {OVERRIDE_PREFIX}*; others: "
                 + ", ".join(CONNECTION_VARIABLES)
                 + ")",
                 variables[name],

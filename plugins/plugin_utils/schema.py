@@ -529,8 +529,8 @@ CONCERN_KEYS: dict[str, tuple[str, ...]] = {
 CONCERNS = tuple(CONCERN_KEYS)
 VARIABLE_PREFIX = "egress_"
 OVERRIDE_PREFIX = "egress_override_"
-# egress_* variables that are not description keys (connection, role state)
-CONNECTION_VARIABLES = ("egress_kubeconfig", "egress_context")
+# egress_* variables that are not description keys: the cluster to use, the hosts to target
+CONNECTION_VARIABLES = ("egress_kubeconfig", "egress_context", "egress_hosts")
 
 
 def lookup(path: str) -> Field:
