@@ -94,5 +94,8 @@ class ActionModule(ActionBase):
         except (KubeError, HelmError) as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result
+        warnings = outcome.pop("warnings", None) or []
         result.update(outcome)
+        if warnings:
+            result.setdefault("warnings", []).extend(warnings)
         return result

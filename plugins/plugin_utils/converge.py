@@ -217,11 +217,12 @@ class Converger:
         release_action = self._plan_release(live_namespaces)
         istiod_action = self._plan_istiod()
 
+        warnings = self._check_outbound_scope()
         self._preflight(object_writes, live_namespaces, release_action)
         if self.problems:
             raise PreflightError(self.problems)
         if self.check_mode:
-            return self._result(release=release_action.get("summary"))
+            return self._result(release=release_action.get("summary"), warnings=warnings)
 
         try:
             for ns in namespace_writes:
@@ -249,7 +250,7 @@ class Converger:
                 self._write(ref(obj), lambda o=obj: self.kube.delete(o))
         except (KubeError, HelmError) as exc:
             raise WriteError(str(exc), self.done) from exc
-        return self._result(release=release_action.get("summary"))
+        return self._result(release=release_action.get("summary"), warnings=warnings)
 
     def _write(self, what: str, call: Any) -> None:
         try:
@@ -517,6 +518,75 @@ class Converger:
         }
         self.helm.upgrade(action["release"], action["version"], labels)
         self.done.append({"object": action["what"], "action": "upgraded"})
+
+    # ------------------------------------------------------------------ outbound policy
+
+    def _check_outbound_scope(self) -> list[str]:
+        """The mesh-wide Sidecar takes effect only in the mesh's root namespace (istiod's
+        ``meshConfig.rootNamespace``): refuse another one. Warn about namespaces whose own
+        Sidecar overrides the outbound mode."""
+        spec = self.plan["description"]
+        policy = spec.get("outbound_policy")
+        if "outbound_policy" not in self.plan["concerns"] or not policy:
+            return []
+        warnings = []
+        if policy["method"] == "sidecar" and policy["scope"] == "mesh":
+            mesh = self._mesh_config(policy["istiod"]["namespace"], spec.get("revision"))
+            if mesh is None:
+                warnings.append(
+                    "no mesh ConfigMap (istio / istio-<revision>) in namespace "
+                    f"{policy['istiod']['namespace']!r}: the root namespace "
+                    f"{policy['root_namespace']!r} could not be checked"
+                )
+            else:
+                where, config = mesh
+                root = config.get("rootNamespace") or policy["istiod"]["namespace"]
+                if root != policy["root_namespace"]:
+                    self.problems.append(
+                        f"outbound_policy.root_namespace: the mesh's root namespace is {root!r} "
+                        f"(meshConfig.rootNamespace in ConfigMap {where}); a Sidecar 'default' in "
+                        f"{policy['root_namespace']!r} would only affect that namespace "
+                        f"(got {policy['root_namespace']!r})"
+                    )
+        own = {
+            (o["metadata"]["namespace"], o["metadata"]["name"])
+            for o in self.plan["objects"]
+            if o["kind"] == "Sidecar"
+        }
+        try:
+            sidecars = self.kube.list("networking.istio.io/v1", "Sidecar")
+        except KubeError:
+            sidecars = []
+        for sidecar in sidecars:
+            meta = sidecar["metadata"]
+            mode = ((sidecar.get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
+            if (meta.get("namespace"), meta["name"]) in own or mode in (None, policy["mode"]):
+                continue
+            if (sidecar.get("spec") or {}).get("workloadSelector"):
+                scope = "the workloads it selects"
+            else:
+                scope = "its namespace"
+            warnings.append(
+                f"Sidecar/{meta.get('namespace')}/{meta['name']} sets outboundTrafficPolicy.mode "
+                f"{mode}: it overrides {policy['mode']} for {scope}"
+            )
+        return warnings
+
+    def _mesh_config(
+        self, namespace: str, revision: str | None
+    ) -> tuple[str, dict[str, Any]] | None:
+        import yaml
+
+        names = [f"istio-{revision}", "istio"] if revision else ["istio"]
+        for name in names:
+            try:
+                config_map = self.kube.get("v1", "ConfigMap", namespace, name)
+            except KubeError:
+                return None
+            if config_map is not None:
+                mesh = yaml.safe_load((config_map.get("data") or {}).get("mesh") or "") or {}
+                return f"{namespace}/{name}", mesh if isinstance(mesh, dict) else {}
+        return None
 
     # ------------------------------------------------------------------ preflight
 

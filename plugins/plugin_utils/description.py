@@ -510,6 +510,14 @@ def _check_service(p: _Problems, path: str, service: dict[str, Any], flavor: Any
             "access restrictions need at least one port with via_gateway: true",
             service["clients"],
         )
+    if flavor == "istio" and service["host"] and is_wildcard(service["host"]):
+        p.add(
+            _join(path, "host"),
+            "the istio flavor cannot route a wildcard host through the egress gateway (a "
+            "ServiceEntry with resolution NONE sends the traffic back to the gateway, and TLS "
+            "origination needs one SNI); list the concrete hosts, or use flavor gloo",
+            service["host"],
+        )
     if flavor == "istio" and len(via) > 1:
         p.add(
             _join(_join(path, "ports"), via[1]),

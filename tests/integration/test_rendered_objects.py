@@ -110,7 +110,10 @@ def description(flavor: str, prefix: str) -> dict[str, Any]:
                 "ports": [{"number": 443, "protocol": "HTTPS", "name": "https"}],
                 "clients": [{"namespace": f"{prefix}-app", "service_account": "productpage"}],
             },
-            {"host": "*.example.com", "ports": [{"number": 80, "protocol": "HTTP"}]},
+            {
+                "host": "*.example.com" if flavor == "gloo" else "www.example.com",
+                "ports": [{"number": 80, "protocol": "HTTP"}],
+            },
             {
                 "host": "api.example.org",
                 "ports": [

@@ -117,7 +117,11 @@ def multi_service_spec(flavor: str) -> dict[str, Any]:
                 "ports": [{"number": 443, "protocol": "HTTPS", "name": "https"}],
                 "clients": [{"namespace": "bookinfo", "service_account": "bookinfo-productpage"}],
             },
-            {"host": "*.example.com", "ports": [{"number": 80, "protocol": "HTTP"}]},
+            {
+                # istio cannot route a wildcard through the gateway (refused, see below)
+                "host": "*.example.com" if flavor == "gloo" else "www.example.com",
+                "ports": [{"number": 80, "protocol": "HTTP"}],
+            },
             {
                 "host": "api.example.org",
                 "ports": [
@@ -306,12 +310,20 @@ def test_istio_routes_objects() -> None:
     }
 
 
-def test_istio_wildcard_service_entry_resolution_none() -> None:
+def test_istio_refuses_a_wildcard_host_with_the_reason() -> None:
+    spec = multi_service_spec("istio")
+    spec["services"][1]["host"] = "*.example.com"
+    with pytest.raises(DescriptionError) as err:
+        render(spec, "routes")
+    assert err.value.field == "services[1].host"
+    assert "cannot route a wildcard host" in str(err.value)
+
+
+def test_istio_service_entry_ports() -> None:
     by = _by_kind_name(render(multi_service_spec("istio"), "routes"))
-    entry = by[("ServiceEntry", "wildcard.example.com")]["spec"]
-    assert entry["resolution"] == "NONE"
-    assert entry["hosts"] == ["*.example.com"]
-    assert ("DestinationRule", "wildcard.example.com-tls") not in by
+    entry = by[("ServiceEntry", "www.example.com")]["spec"]
+    assert (entry["resolution"], entry["hosts"]) == ("DNS", ["www.example.com"])
+    assert ("DestinationRule", "www.example.com-tls") not in by
     api = by[("ServiceEntry", "api.example.org")]["spec"]["ports"]
     assert [p["number"] for p in api] == [5432, 8080, 8443]
 
@@ -338,7 +350,7 @@ def test_istio_authorization_policy() -> None:
                 ],
                 "to": [{"operation": {"hosts": ["httpbin.org", "httpbin.org:*"]}}],
             },
-            {"to": [{"operation": {"hosts": ["*.example.com", "*.example.com:*"]}}]},
+            {"to": [{"operation": {"hosts": ["www.example.com", "www.example.com:*"]}}]},
         ],
     }
 
