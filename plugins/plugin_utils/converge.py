@@ -137,6 +137,11 @@ class Converger:
 
     # ------------------------------------------------------------------ bookkeeping
 
+    def _helm(self) -> Helm:
+        if self.helm is None:
+            raise HelmError("the plan has a Helm release but no helm binary was given")
+        return self.helm
+
     def _change(self, what: str, action: str, before: Any = None, after: Any = None) -> None:
         self.changes.append({"object": what, "action": action})
         if self.want_diff:
@@ -448,10 +453,9 @@ class Converger:
         if not action.get("write"):
             return
         release = action["release"]
-        assert self.helm is not None
         recover = action.get("recover")
         if recover in ("pending-install",) or (recover == "failed"):
-            self.helm.uninstall(release["namespace"], release["name"])
+            self._helm().uninstall(release["namespace"], release["name"])
             self.done.append({"object": action["what"], "action": f"removed the {recover} release"})
         elif recover in ("pending-upgrade", "pending-rollback"):
             good = [
@@ -460,11 +464,11 @@ class Converger:
                 if (r.get("info") or {}).get("status") in ("deployed", "superseded")
             ]
             if good:
-                self.helm.rollback(release["namespace"], release["name"], good[-1]["version"])
+                self._helm().rollback(release["namespace"], release["name"], good[-1]["version"])
                 self.done.append(
                     {"object": action["what"], "action": f"rolled back the {recover} release"}
                 )
-        self.helm.upgrade(
+        self._helm().upgrade(
             release, action["version"], {OWNER_LABEL: self.name, MANAGED_BY_LABEL: MANAGED_BY}
         )
         self.done.append({"object": action["what"], "action": "installed"})
@@ -510,13 +514,12 @@ class Converger:
     def _converge_istiod(self, action: dict[str, Any]) -> None:
         if not action:
             return
-        assert self.helm is not None
         labels = {
             k: v
             for k, v in action["labels"].items()
             if k not in ("name", "owner", "status", "version", "modifiedAt", "createdAt")
         }
-        self.helm.upgrade(action["release"], action["version"], labels)
+        self._helm().upgrade(action["release"], action["version"], labels)
         self.done.append({"object": action["what"], "action": "upgraded"})
 
     # ------------------------------------------------------------------ outbound policy
@@ -607,7 +610,7 @@ class Converger:
         if release_action.get("write") and self.helm is not None:
             release = release_action["release"]
             try:
-                manifests = self.helm.template(release, release_action["version"])
+                manifests = self._helm().template(release, release_action["version"])
             except HelmError as exc:
                 self.problems.append(f"{release_action['what']}: {exc}")
                 manifests = []
@@ -678,8 +681,7 @@ class Converger:
                 self.done.append({"object": ref(obj), "action": "deleted"})
             if release_delete:
                 release = plan["release"]
-                assert self.helm is not None
-                self.helm.uninstall(release["namespace"], release["name"])
+                        self._helm().uninstall(release["namespace"], release["name"])
                 self.done.append({"object": release_delete, "action": "uninstalled"})
             for name, body in node_writes:
                 self._write(
@@ -705,8 +707,7 @@ class Converger:
         history = release_history(self.kube, release["namespace"], release["name"])
         if not history:
             return ""
-        latest = summary(history[-1])
-        assert latest is not None
+        latest = summary(history[-1]) or {}
         what = f"HelmRelease/{release['namespace']}/{release['name']}"
         owner = latest["labels"].get(OWNER_LABEL)
         if owner == self.name or (owner is None and release["namespace"] in owned_namespaces):
