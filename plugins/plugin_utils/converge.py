@@ -681,7 +681,7 @@ class Converger:
                 self.done.append({"object": ref(obj), "action": "deleted"})
             if release_delete:
                 release = plan["release"]
-                        self._helm().uninstall(release["namespace"], release["name"])
+                self._helm().uninstall(release["namespace"], release["name"])
                 self.done.append({"object": release_delete, "action": "uninstalled"})
             for name, body in node_writes:
                 self._write(
