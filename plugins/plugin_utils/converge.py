@@ -606,6 +606,14 @@ class Converger:
         """Server-side dry run of every object the run writes (and of the chart's manifests),
         in a namespace that exists when the object's own one is created by this run."""
         substitute = self._substitute_namespace(live_namespaces)
+        created = {ns["name"] for ns in self.plan["namespaces"]}
+        for obj, _live in object_writes:
+            namespace = obj["metadata"].get("namespace")
+            if namespace and live_namespaces.get(namespace) is None and namespace not in created:
+                self.problems.append(
+                    f"{ref(obj)}: namespace {namespace!r} does not exist, and this description "
+                    "does not create it (the mesh or the application should)"
+                )
         candidates = [obj for obj, _live in object_writes]
         if release_action.get("write") and self.helm is not None:
             release = release_action["release"]

@@ -4,7 +4,8 @@ Every case must fail before any write (in the description's validation, or in th
 preflight that dry-runs every object and the chart's manifests on the API server), with a
 message naming the offending field, and leave the cluster exactly as it was: same objects of
 every kind the collection writes (with their resourceVersions), same namespaces, same
-nodes (labels and taints; their resourceVersions move with the node controller's heartbeat),
+nodes (labels and taints other than the node lifecycle controller's ``node.kubernetes.io/*``;
+their resourceVersions move with the node controller's heartbeat),
 same Helm releases. The cluster is prepared the way the procedure
 expects it (bookinfo, istio-system, a gateway node), so an input that slipped through
 validation would really be written.
@@ -247,7 +248,13 @@ def cluster_snapshot(k8s: Any, kubeconfig: str) -> dict[str, Any]:
     for item in k8s.resources.get(api_version="v1", kind="Node").get().items:
         node = item.to_dict()
         labels = json.dumps(node["metadata"].get("labels") or {}, sort_keys=True)
-        taints = json.dumps((node.get("spec") or {}).get("taints") or [], sort_keys=True)
+        # node.kubernetes.io/* taints come and go with the node lifecycle controller
+        taints = [
+            t
+            for t in (node.get("spec") or {}).get("taints") or []
+            if not t["key"].startswith("node.kubernetes.io/")
+        ]
+        taints = json.dumps(taints, sort_keys=True)
         nodes.add((node["metadata"]["name"], labels, taints))
     return {"objects": objects, "nodes": nodes, "helm": _helm_releases(kubeconfig)}
 
@@ -319,4 +326,27 @@ def test_invalid_description_fails_before_any_write(
     assert re.search(rf"(^|\W){re.escape(field)}: [^\n]*{re.escape(value)}", proc.stdout), (
         f"no message naming {field} (with {value}):\n{proc.stdout[-3000:]}"
     )
+    assert cluster_snapshot(k8s, kubeconfig) == before
+
+
+def test_check_mode_reports_the_failure_the_real_run_would_hit(
+    run_playbook: Any, k8s: Any, kubeconfig: str, prepared_cluster: None
+) -> None:
+    """A value only the API server rejects, and a namespace nobody creates: --check fails
+    with the same message as the real run, and neither writes anything."""
+    before = cluster_snapshot(k8s, kubeconfig)
+    cases = [
+        (_extra_values({"service": {"type": "Bogus"}}), 'Unsupported value: \\"Bogus\\"'),
+        (
+            {"egress_outbound_policy": {"root_namespace": "istio-config"}},
+            "namespace 'istio-config' does not exist, and this description does not create it",
+        ),
+    ]
+    for extra_vars, message in cases:
+        checked = run_playbook("playbooks/site.yml", extra_vars, "--check")
+        real = run_playbook("playbooks/site.yml", extra_vars)
+        for proc in (checked, real):
+            assert proc.returncode != 0
+            assert message in proc.stdout, proc.stdout[-3000:]
+            assert "nothing was written" in proc.stdout
     assert cluster_snapshot(k8s, kubeconfig) == before
