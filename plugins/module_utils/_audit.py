@@ -361,6 +361,11 @@ class Workload:
 
     namespace: str
     labels: dict[str, str]
+    selector: dict[str, str] | None = None  # the labels it was found by (for gateways)
+
+    @property
+    def shown(self) -> dict[str, str]:
+        return self.labels if self.selector is None else self.selector
 
 
 @dataclass
@@ -566,13 +571,13 @@ class Cluster:
     def _gateway_workloads(self, namespace: str, labels: dict[str, str]) -> list[Workload]:
         if self.inv["Pod"]:
             matching = [
-                Workload(_ns(p), _labels(p))
+                Workload(_ns(p), _labels(p), dict(labels))
                 for p in self.inv["Pod"]
                 if labels and all(_labels(p).get(k) == v for k, v in labels.items())
             ]
             if matching:
                 return matching
-        return [Workload(namespace, dict(labels))]
+        return [Workload(namespace, dict(labels), dict(labels))]
 
     def _cluster_ok(self, cluster: Any) -> bool:
         wanted = self.options.get("cluster")
@@ -716,7 +721,8 @@ def check_outbound(cluster: Cluster) -> list[Finding]:
             reach = (
                 f"pods in {', '.join(affected)} can reach any external host directly"
                 if affected
-                else "every namespace that joins the mesh without its own Sidecar will"
+                else "no mesh namespace uses it now, but every namespace that joins the mesh "
+                "without its own Sidecar will"
             )
             findings.append(
                 Finding(
@@ -951,7 +957,7 @@ def check_lockdown(cluster: Cluster) -> list[Finding]:
         findings += _dns_istiod_findings(cluster, generic, f"namespace {namespace}", [ns_ref])
     for gateway in cluster.gateways:
         for workload in _unique_workloads(gateway.workloads):
-            what = f"the gateway pods {workload.labels} in {workload.namespace}"
+            what = f"the gateway pods {workload.shown} in {workload.namespace}"
             findings += _dns_istiod_findings(cluster, workload, what, [gateway.ref()])
     findings += _gateway_namespace_open(cluster)
     return _dedupe(findings)
@@ -971,7 +977,7 @@ def _gateway_namespace_open(cluster: Cluster) -> list[Finding]:
     findings = []
     for namespace in sorted(cluster.gateway_namespaces):
         gateway_labels = [
-            w.labels for g in cluster.gateways for w in g.workloads if w.namespace == namespace
+            w.shown for g in cluster.gateways for w in g.workloads if w.namespace == namespace
         ]
         gateways = [g.ref() for g in cluster.gateways if namespace in g.namespaces]
         generic = Workload(namespace, {})
@@ -1371,7 +1377,7 @@ def _istio_access(cluster: Cluster, gateway: EgressGateway) -> list[Finding]:
                     "access.host_without_policy",
                     "error",
                     f"{ref_text(gateway.ref())} serves {', '.join(hosts) or 'its hosts'} and no "
-                    f"ALLOW AuthorizationPolicy applies to its pods {workload.labels} in "
+                    f"ALLOW AuthorizationPolicy applies to its pods {workload.shown} in "
                     f"{workload.namespace}: every workload in the mesh may use them",
                     [gateway.ref()],
                 )
@@ -1419,7 +1425,7 @@ def check_observability(cluster: Cluster) -> list[Finding]:
                 Finding(
                     "observability.access_log_off",
                     "warning",
-                    f"access logging is off for the gateway pods {workload.labels} of "
+                    f"access logging is off for the gateway pods {workload.shown} of "
                     f"{ref_text(gateway.ref())}: {why}{note}; egress cannot be proven from the "
                     "gateway's log",
                     objects,

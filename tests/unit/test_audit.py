@@ -1097,3 +1097,14 @@ def test_selector_and_host_matching() -> None:
     assert not _audit.host_matches("*.example.com", "example.com")
     assert _audit.host_matches("*", "anything")
     assert not _audit.host_matches("api.example.com", "*.example.com")
+
+
+def test_gateway_pods_read_from_the_cluster_with_more_labels() -> None:
+    # what the DaemonSet controller creates: the selector's labels and more
+    pod_labels = {**GW_LABELS, "app": "istio-egressgateway", "controller-revision-hash": "1"}
+    for mesh in (istio_mesh(), gloo_mesh()):
+        mesh["Pod"] = [obj("Pod", "gw-1", "istio-egress", {}, labels=pod_labels)]
+        assert serious(run(mesh)) == []
+        mesh["ConfigMap"] = [mesh_configmap("{}")]
+        (finding,) = only(run(mesh), "observability.access_log_off")
+        assert "gateway pods {'istio': 'egressgateway'}" in finding["message"]
