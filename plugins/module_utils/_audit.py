@@ -778,7 +778,11 @@ def _sidecar_overrides(cluster: Cluster, sidecars: list[dict[str, Any]]) -> list
                     [obj],
                 )
             )
-        scope = f"workloads matching {selector.get('labels')}" if selector else "the namespace"
+        scope = (
+            f"workloads {selector.get('labels')} of namespace {namespace}"
+            if selector
+            else f"namespace {namespace}"
+        )
         severity = "error" if in_mesh else "warning"
         later = "" if in_mesh else " (the namespace has no sidecar injection yet)"
         if mode == ALLOW_ANY:
@@ -786,7 +790,7 @@ def _sidecar_overrides(cluster: Cluster, sidecars: list[dict[str, Any]]) -> list
                 Finding(
                     "outbound.workload_allow_any" if selector else "outbound.namespace_allow_any",
                     severity,
-                    f"{text} sets ALLOW_ANY for {scope} of {namespace}: they can reach any "
+                    f"{text} sets ALLOW_ANY for {scope}: its pods can reach any "
                     f"external host directly{later}",
                     [obj],
                 )
@@ -797,7 +801,7 @@ def _sidecar_overrides(cluster: Cluster, sidecars: list[dict[str, Any]]) -> list
                     "outbound.sidecar_inherits_allow_any",
                     severity,
                     f"{text} has no outboundTrafficPolicy: it replaces the root Sidecar for "
-                    f"{scope} of {namespace} and takes the mesh configuration's ALLOW_ANY{later}",
+                    f"{scope} and takes the mesh configuration's ALLOW_ANY{later}",
                     [obj] + ([config.ref()] if config.name else []),
                 )
             )

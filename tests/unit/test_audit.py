@@ -1108,3 +1108,14 @@ def test_gateway_pods_read_from_the_cluster_with_more_labels() -> None:
         mesh["ConfigMap"] = [mesh_configmap("{}")]
         (finding,) = only(run(mesh), "observability.access_log_off")
         assert "gateway pods {'istio': 'egressgateway'}" in finding["message"]
+
+
+def test_docs_list_every_check_with_its_fix() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    guide = (docs / "audit.md").read_text()
+    troubleshooting = (docs / "troubleshooting.md").read_text()
+    for check in _audit.CHECKS.values():
+        anchor = check.id.replace(".", "-").replace("_", "-")
+        assert f'<a id="{anchor}"></a>`{check.id}`' in guide, check.id
+        assert check.fix in guide, check.id
+        assert f"[`{check.id}`](audit.md#{anchor})" in troubleshooting, check.id
