@@ -167,9 +167,9 @@ msg:
   type: str
 checks:
   description:
-    - One entry per check, in report order (the JUnit testcases): C(id), C(title), C(failed)
-      (a finding at or above O(fail_severity)), C(skipped) (why, or empty) and C(findings)
-      (how many).
+    - One entry per check, in report order (the JUnit testcases), with C(id), C(title),
+      C(failed) (a finding at or above O(fail_severity)), C(skipped) (why, or empty) and
+      C(findings) (how many).
   returned: always
   type: list
   elements: dict
