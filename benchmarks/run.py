@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe_matrix import MatrixFigures, measure  # noqa: E402
 from testbed import LocalControlPlane  # noqa: E402
 
-from ansible_collections.meshguard.egress.plugins.module_utils._manifests import (  # noqa: E402
-    gateway_values,
-    render,
+from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (  # noqa: E402
+    description_from_variables,
 )
+from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import build_plan  # noqa: E402
 
 GATEWAY_VARS = ROOT / "molecule" / "shared" / "gateway-vars.yml"
 EXAMPLE_VARS = ROOT / "playbooks" / "inventory" / "example" / "group_vars" / "all" / "egress.yml"
@@ -138,54 +138,49 @@ def services(count: int) -> list[dict[str, Any]]:
 
 
 def description(flavor: str, count: int, chart: Path) -> dict[str, Any]:
-    """The inventory variables site.yml reads, and the same description for the manual way."""
+    """The inventory variables site.yml reads (the example's, the tests' gateway override with
+    the stand-in chart), and the same description for the manual way."""
     example = yaml.safe_load(EXAMPLE_VARS.read_text())
-    gateway = yaml.safe_load(GATEWAY_VARS.read_text())["egress_gateway"]
-    gateway.update(chart_ref=str(chart), values_schema=str(chart / "values.schema.json"))
+    override = yaml.safe_load(GATEWAY_VARS.read_text())["egress_override_tests"]
+    override["gateway"].update(
+        chart_ref=str(chart), values_schema=str(chart / "values.schema.json")
+    )
     return {
         **{k: v for k, v in example.items() if k.startswith("egress_") and k != "egress_verify"},
         "egress_flavor": flavor,
-        "egress_gateway": gateway,
         "egress_services": services(count),
+        "egress_override_tests": override,
     }
 
 
 def manual_manifests(inventory: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """What the procedure's kubectl apply and helm -f get: objects (namespaces first), values."""
-    gateway = inventory["egress_gateway"]
-    ref_keys = ("namespace", "name", "selector", "listener_port")
-    ref = {k: gateway[k] for k in (*ref_keys, "virtual_gateway_name", "istio_gateway_name")}
-    spec = {
-        "flavor": inventory["egress_flavor"],
-        "cluster": inventory["egress_cluster"],
-        "trust_domain": inventory["egress_trust_domain"],
-        "revision": inventory["egress_revision"],
-        "services_namespace": inventory["egress_services_namespace"],
-        "gateway": ref,
-        "services": inventory["egress_services"],
-        "outbound_policy": inventory["egress_outbound_policy"],
-        "lockdown": inventory["egress_lockdown"],
+    variables = {
+        k: v for k, v in inventory.items() if k not in ("egress_kubeconfig", "egress_context")
     }
-    objects = [obj for concern in CONCERNS for obj in render(copy.deepcopy(spec), concern)]
-    gateway_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ref["namespace"]}}
-    namespaces = [gateway_ns] + [o for o in objects if o["kind"] == "Namespace"]
-    values = gateway_values(
-        {
-            "name": gateway["name"],
-            "namespace": gateway["namespace"],
-            "revision": inventory["egress_revision"],
-            "image_hub": gateway["image_hub"],
-            "image_tag": gateway["image_tag"],
-            "replicas": gateway["replicas"],
-            "resources": gateway["resources"],
-            "selector": gateway["selector"],
-            "extra_values": gateway["extra_values"],
-        }
-    )
-    return namespaces + [o for o in objects if o["kind"] != "Namespace"], values
+    plan = build_plan(description_from_variables(copy.deepcopy(variables)))
+    namespaces = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns["name"]}}
+        for ns in plan["namespaces"]
+    ]
+    return namespaces + plan["objects"], plan["release"]["values"]
 
 
 # -- the runs ----------------------------------------------------------------------------
+def _prepare(kubeconfig: str) -> None:
+    """What molecule/shared/prepare.yml creates: bookinfo, istio-system, a gateway node."""
+    kubectl = [str(VENV_BIN / "kubectl"), "--kubeconfig", kubeconfig]
+    for namespace in ("bookinfo", "istio-system"):
+        subprocess.run(
+            [*kubectl, "create", "namespace", namespace], check=True, capture_output=True
+        )
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "meshguard-egress-node-1"}}
+    subprocess.run(
+        [*kubectl, "create", "-f", "-"], input=json.dumps(node), text=True, check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
 @contextmanager
 def control_plane(workdir: Path) -> Iterator[tuple[LocalControlPlane, Path]]:
     """A fresh local control plane with the audit log on, prepared like prepare.yml."""
@@ -193,22 +188,7 @@ def control_plane(workdir: Path) -> Iterator[tuple[LocalControlPlane, Path]]:
     os.environ["MESHGUARD_AUDIT_LOG"] = str(audit)
     try:
         with LocalControlPlane(workdir / "testbed") as cp:
-            kubectl = [str(VENV_BIN / "kubectl"), "--kubeconfig", cp.kubeconfig]
-            subprocess.run(
-                [*kubectl, "create", "namespace", "bookinfo"], check=True, capture_output=True
-            )
-            subprocess.run(
-                [*kubectl, "create", "namespace", "istio-system"], check=True, capture_output=True
-            )
-            node = {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": "meshguard-egress-node-1"},
-            }
-            subprocess.run(
-                [*kubectl, "create", "-f", "-"], input=json.dumps(node), text=True, check=True,
-                capture_output=True,
-            )  # fmt: skip
+            _prepare(cp.kubeconfig)
             yield cp, audit
     finally:
         os.environ.pop("MESHGUARD_AUDIT_LOG", None)
@@ -271,9 +251,48 @@ def report(results: dict[tuple[str, int, str], tuple[Figures, Figures]], sizes: 
             f"{flavor}: site.yml cold N={large} / N={small}: {cold_large / cold_small:.2f}x (<= 2x)"
         )
         for count in sizes:
+            ours = results[(flavor, count, "site.yml")][0].seconds
+            theirs = results[(flavor, count, "manual")][0].seconds
+            print(f"{flavor}: cold site.yml / manual, N={count}: {ours / theirs:.2f}x (<= 1.5x)")
+        for count in sizes:
             ours = results[(flavor, count, "site.yml")][1].seconds
             theirs = results[(flavor, count, "manual")][1].seconds
             print(f"{flavor}: re-run site.yml / manual, N={count}: {ours / theirs:.2f}x (<= 1.5x)")
+
+
+def fleet(clusters: int, chart: Path, workdir: Path) -> float:
+    """Wall seconds of one site.yml run converging ``clusters`` fresh control planes, one
+    inventory host each (forks = clusters)."""
+    inventory = description("gloo", 1, chart)
+    vars_file = workdir / "vars.json"
+    vars_file.write_text(json.dumps(inventory))
+    planes = []
+    try:
+        hosts = {}
+        for i in range(clusters):
+            cp = LocalControlPlane(workdir / f"cluster-{i}")
+            cp.start()
+            planes.append(cp)
+            _prepare(cp.kubeconfig)
+            hosts[f"cluster-{i}"] = {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": str(VENV_BIN / "python"),
+                "egress_kubeconfig": cp.kubeconfig,
+            }
+        hosts_file = workdir / "fleet.yml"
+        hosts_file.write_text(yaml.safe_dump({"fleet": {"hosts": hosts}}))
+        argv = [
+            str(VENV_BIN / "ansible-playbook"), "-i", str(hosts_file), "playbooks/site.yml",
+            "-e", f"@{vars_file}", "--forks", str(clusters),
+        ]  # fmt: skip
+        env = ansible_env(planes[0].kubeconfig, chart)
+        env.pop("K8S_AUTH_KUBECONFIG")
+        start = time.monotonic()
+        subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True)
+        return time.monotonic() - start
+    finally:
+        for cp in planes:
+            cp.stop()
 
 
 def report_matrix(matrices: list[MatrixFigures]) -> None:
@@ -296,6 +315,7 @@ def main() -> int:
     parser.add_argument("--flavors", default="gloo,istio")
     parser.add_argument("--upstream-delay-ms", type=int, default=200)
     parser.add_argument("--probe-repeat", type=int, default=3)
+    parser.add_argument("--fleet", type=int, default=4, help="clusters for the fleet run (0: skip)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{datetime.datetime.now().isoformat(timespec='minutes')} on {machine()}")
@@ -317,7 +337,13 @@ def main() -> int:
                     cold, rerun = results[(flavor, count, method)]
                     print(row(f"{flavor} N={count} {method} cold", cold), flush=True)
                     print(row(f"{flavor} N={count} {method} re-run", rerun), flush=True)
+        if args.fleet:
+            one = fleet(1, chart, Path(tempfile.mkdtemp(dir=tmp)))
+            many = fleet(args.fleet, chart, Path(tempfile.mkdtemp(dir=tmp)))
     report(results, sizes)
+    if args.fleet:
+        print(f"\nfleet: site.yml on 1 cluster {one:.1f} s, on {args.fleet} clusters {many:.1f} s: "
+              f"{many / one:.2f}x (<= 2x)")  # fmt: skip
     matrices = [measure(50, args.probe_repeat, 0)]
     if args.upstream_delay_ms:
         matrices.append(measure(50, args.probe_repeat, args.upstream_delay_ms))

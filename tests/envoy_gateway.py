@@ -489,6 +489,49 @@ def istio_json_log_line(authority: str, path: str, start: datetime.datetime) -> 
 # --------------------------------------------------------------------------- ansible
 
 
+def verify_description(
+    gw: EnvoyGateway, junit: Path, clients: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The procedure's description, with the real Envoy fixture playing the egress gateway:
+    both sources probe from the controller, their identity in the header the gateway's RBAC
+    reads; every host the probes name is sent to Envoy (httpbin.org:443, the bypass target,
+    to a closed port, as a NetworkPolicy would)."""
+    return {
+        "egress_services": [
+            {
+                "host": "httpbin.org",
+                "ports": [{"number": 443, "protocol": "HTTPS", "client_port": 80}],
+                "clients": clients,
+            }
+        ],
+        "egress_lockdown": {"namespaces": ["bookinfo"]},
+        "egress_verify": {
+            "sources": [
+                {
+                    "namespace": "bookinfo",
+                    "service_account": sa,
+                    "controller": True,
+                    "headers": {CLIENT_HEADER: f"bookinfo/{sa}"},
+                }
+                for sa in ("productpage", "reviews")
+            ],
+            "bypass_sources": [
+                {"namespace": "bookinfo", "service_account": "bypass", "controller": True}
+            ],
+            "connect_to": [
+                f"httpbin.org:80:127.0.0.1:{gw.http_port}",
+                f"unregistered.meshguard.invalid:80:127.0.0.1:{gw.http_port}",
+                f"httpbin.org:443:127.0.0.1:{gw.closed_port}",
+            ],
+            "deadline": 2,
+            "connect_timeout": 1,
+            "access_log": True,
+            "access_log_path": str(gw.json_log),
+            "junit_path": str(junit),
+        },
+    }
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

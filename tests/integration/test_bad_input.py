@@ -1,9 +1,11 @@
 """Invalid descriptions through ``ansible-playbook playbooks/site.yml`` on the real API server.
 
-Every case must fail in one of the playbook's first tasks (the ``Validate ...`` ones, before
-any write), with a message naming the offending field, and leave the cluster exactly as it
-was: same objects of every kind the collection writes (with their resourceVersions), same
-namespaces and nodes, same Helm releases. The cluster is prepared the way the procedure
+Every case must fail before any write (in the description's validation, or in the
+preflight that dry-runs every object and the chart's manifests on the API server), with a
+message naming the offending field, and leave the cluster exactly as it was: same objects of
+every kind the collection writes (with their resourceVersions), same namespaces, same
+nodes (labels and taints; their resourceVersions move with the node controller's heartbeat),
+same Helm releases. The cluster is prepared the way the procedure
 expects it (bookinfo, istio-system, a gateway node), so an input that slipped through
 validation would really be written.
 """
@@ -23,22 +25,23 @@ from typing import Any
 import pytest
 import yaml
 
+from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import (
+    MANAGED_KINDS as PLAN_KINDS,
+)
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = Path(sys.executable).parent / "helm"
 MANAGED = "app.kubernetes.io/managed-by=meshguard.egress"
-# the kinds the collection writes: the list teardown.yml proves empty
-MANAGED_KINDS = [
-    (item["api_version"], item["kind"])
-    for item in yaml.safe_load((ROOT / "playbooks" / "teardown.yml").read_text())[0]["vars"][
-        "egress_managed_kinds"
-    ]
-]
+# the kinds the collection writes, and the namespaces it creates
+MANAGED_KINDS = [*PLAN_KINDS, ("v1", "Namespace")]
 EXAMPLE = yaml.safe_load(
     (ROOT / "playbooks/inventory/example/group_vars/all/egress.yml").read_text()
 )
-GATEWAY = yaml.safe_load((ROOT / "molecule/shared/gateway-vars.yml").read_text())["egress_gateway"]
+GATEWAY = yaml.safe_load((ROOT / "molecule/shared/gateway-vars.yml").read_text())[
+    "egress_override_tests"
+]["gateway"]
 SERVICE = EXAMPLE["egress_services"][0]
 
 
@@ -60,7 +63,8 @@ def _client(**changes: Any) -> dict[str, Any]:
 
 
 def _gateway(**changes: Any) -> dict[str, Any]:
-    return {"egress_gateway": {**copy.deepcopy(GATEWAY), **changes}}
+    """One gateway setting changed, as a partial override on top of the inventory's."""
+    return {"egress_override_zz_case": {"gateway": changes}}
 
 
 def _extra_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -153,10 +157,26 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "app",
     ),
     ("gateway-listener-port", _gateway(listener_port=0), "gateway.listener_port", "0"),
-    ("gateway-empty-selector", _gateway(selector={}), "gateway.selector", "{}"),
+    (
+        "gateway-empty-selector",
+        {"egress_gateway": {**EXAMPLE["egress_gateway"], "selector": {}}},
+        "gateway.selector",
+        "{}",
+    ),
     ("gateway-bad-namespace", _gateway(namespace="istio egress"), "gateway.namespace", "istio"),
     ("gateway-replicas-zero", _gateway(replicas=0), "gateway.replicas", "0"),
     ("extra-values-not-a-dict", _gateway(extra_values=["x"]), "gateway.extra_values", "['x']"),
+    ("gateway-key-typo", _gateway(replicsa=2), "gateway.replicsa", "2"),
+    ("unknown-variable", {"egress_gatway": {"replicas": 2}}, "egress_gatway", "replicas"),
+    ("gateway-reserved-port", _gateway(listener_port=15001), "gateway.listener_port", "15001"),
+    ("client-reserved-port", _port(client_port=15006), "services[0].ports[0].client_port", "15006"),
+    (
+        "lockdown-kube-system",
+        {"egress_lockdown": {"namespaces": ["bookinfo", "kube-system"]}},
+        "lockdown.namespaces[1]",
+        "kube-system",
+    ),
+    ("chart-version-a-number", _gateway(chart_version=1.2), "gateway.chart_version", "1.2"),
     (
         "outbound-mode",
         {"egress_outbound_policy": {"mode": "DENY"}},
@@ -196,6 +216,8 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "values.autoscaling.enabled",
         "yes",
     ),
+    # values the chart schema allows but the API server rejects (the preflight's dry run)
+    ("api-service-type", _extra_values({"service": {"type": "Bogus"}}), "spec.type", "Bogus"),
 ]
 SCHEMA_CASES = {case[0] for case in CASES if case[0].startswith("chart-")}
 
@@ -217,11 +239,17 @@ def cluster_snapshot(k8s: Any, kubeconfig: str) -> dict[str, Any]:
     """Every object of the kinds the collection writes, namespaces and nodes (with their
     resourceVersions, so an update shows), and the Helm releases of every namespace."""
     objects = set()
-    for api_version, kind in [*MANAGED_KINDS, ("v1", "Node")]:
+    for api_version, kind in MANAGED_KINDS:
         for item in k8s.resources.get(api_version=api_version, kind=kind).get().items:
             meta = item.metadata
             objects.add((kind, meta.namespace or "", meta.name, meta.resourceVersion))
-    return {"objects": objects, "helm": _helm_releases(kubeconfig)}
+    nodes = set()
+    for item in k8s.resources.get(api_version="v1", kind="Node").get().items:
+        node = item.to_dict()
+        labels = json.dumps(node["metadata"].get("labels") or {}, sort_keys=True)
+        taints = json.dumps((node.get("spec") or {}).get("taints") or [], sort_keys=True)
+        nodes.add((node["metadata"]["name"], labels, taints))
+    return {"objects": objects, "nodes": nodes, "helm": _helm_releases(kubeconfig)}
 
 
 @pytest.fixture(scope="module")
@@ -274,9 +302,7 @@ def test_invalid_description_fails_before_any_write(
     gateway_chart: dict[str, str],
     prepared_cluster: None,
 ) -> None:
-    if extra_vars.get("egress_gateway", {}).get("extra_values") and not gateway_chart.get(
-        "MESHGUARD_GATEWAY_SCHEMA"
-    ):
+    if field.startswith("values.") and not gateway_chart.get("MESHGUARD_GATEWAY_SCHEMA"):
         pytest.skip("the gateway chart has no values.schema.json (hack/chart.sh)")
     before = cluster_snapshot(k8s, kubeconfig)
 
@@ -284,7 +310,12 @@ def test_invalid_description_fails_before_any_write(
 
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert proc.stats["localhost"]["changed"] == 0
-    assert failed_task(proc.stdout).startswith("Validate "), proc.stdout[-3000:]
+    assert failed_task(proc.stdout) == "Apply the plan of the egress description", proc.stdout[
+        -3000:
+    ]
+    assert re.search(r"invalid egress description|nothing was written", proc.stdout), proc.stdout[
+        -3000:
+    ]
     assert re.search(rf"(^|\W){re.escape(field)}: [^\n]*{re.escape(value)}", proc.stdout), (
         f"no message naming {field} (with {value}):\n{proc.stdout[-3000:]}"
     )

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = Path(sys.executable).parent / "helm"
-GATEWAY = yaml.safe_load((ROOT / "molecule/shared/gateway-vars.yml").read_text())["egress_gateway"]
+GATEWAY = yaml.safe_load(
+    (ROOT / "playbooks/inventory/example/group_vars/all/egress.yml").read_text()
+)["egress_gateway"]
 NAMESPACE, RELEASE = GATEWAY["namespace"], GATEWAY["name"]
 TRIGGER_TIMEOUT = 120.0
 
@@ -105,8 +107,13 @@ def test_api_server_dying_during_the_gateway_install_then_a_rerun_converges(
     ]
 
     control_plane.start_apiserver()
-    rerun = run_playbook("playbooks/site.yml", kubeconfig_path=kubeconfig)
+    left = helm_releases(kubeconfig)
+    rerun = run_playbook("playbooks/site.yml", None, "-v", kubeconfig_path=kubeconfig)
     assert rerun.returncode == 0, rerun.stdout[-4000:]
+    # the interrupted install left a release the next run had to recover, and it says so
+    [(name, status)] = [(r["name"], r["status"]) for r in left]
+    assert (name, status) in ((RELEASE, "pending-install"), (RELEASE, "failed")), left
+    assert f"recover ({status}) and install" in rerun.stdout, rerun.stdout[-4000:]
     assert [(r["name"], r["status"]) for r in helm_releases(kubeconfig)] == [(RELEASE, "deployed")]
     services = dynamic_client(kubeconfig).resources.get(
         api_version="networking.gloo.solo.io/v2", kind="ExternalService"
@@ -114,16 +121,27 @@ def test_api_server_dying_during_the_gateway_install_then_a_rerun_converges(
     assert services.get(name="httpbin.org", namespace="global").spec.ports[0].number == 443
 
 
-def test_a_failed_gateway_install_leaves_no_release(control_plane: Any, run_playbook: Any) -> None:
+def test_a_gateway_the_api_server_rejects_is_stopped_by_the_preflight(
+    control_plane: Any, run_playbook: Any
+) -> None:
     # the chart's schema accepts any string as service.type; the API server does not
-    broken = {**GATEWAY, "extra_values": {**GATEWAY["extra_values"], "service": {"type": "Bogus"}}}
+    broken = {"gateway": {"extra_values": {"service": {"type": "Bogus"}}}}
 
     proc = run_playbook(
-        "playbooks/site.yml", {"egress_gateway": broken}, kubeconfig_path=control_plane.kubeconfig
+        "playbooks/site.yml",
+        {"egress_override_zz_broken": broken},
+        kubeconfig_path=control_plane.kubeconfig,
     )
 
     assert proc.returncode != 0
-    assert 'Unsupported value: "Bogus"' in proc.stdout, proc.stdout[-3000:]
+    assert (
+        'Unsupported value: \\"Bogus\\"' in proc.stdout
+        or 'Unsupported value: "Bogus"' in proc.stdout
+    ), proc.stdout[-3000:]
+    assert "nothing was written" in proc.stdout
+    core = dynamic_client(control_plane.kubeconfig)
+    namespaces = core.resources.get(api_version="v1", kind="Namespace")
+    assert NAMESPACE not in [i.metadata.name for i in namespaces.get().items]
     assert helm_releases(control_plane.kubeconfig) == []
     core = dynamic_client(control_plane.kubeconfig)
     for kind in ("ServiceAccount", "Service", "Role", "RoleBinding"):

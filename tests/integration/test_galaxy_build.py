@@ -4,7 +4,7 @@ Builds the tarball from the checkout, checks what it ships (runtime content in, 
 files out), installs it offline into an empty collections path next to kubernetes.core, and
 runs a playbook from a directory outside the checkout that uses a module and a role by FQCN:
 ``meshguard.egress.gateway_access_log`` on a local log file and ``meshguard.egress.verify``
-with explicit probes against a small HTTP server this test runs.
+on the plan of a description, against the real Envoy that plays the egress gateway.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
-from envoy_gateway import istio_json_log_line
+from envoy_gateway import EnvoyGateway, istio_json_log_line, verify_description
+
+pytest_plugins = ("envoy_gateway",)  # the envoy_gateway fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -96,26 +95,6 @@ def _role_names() -> list[str]:
     return sorted(p.parent.parent.name for p in ROOT.glob("roles/*/meta/argument_specs.yml"))
 
 
-class _FakeUpstream(BaseHTTPRequestHandler):
-    """Answers like the mesh would: 200 through, 403 RBAC deny, 502 black hole."""
-
-    ANSWERS: ClassVar[dict[str, tuple[int, bytes]]] = {
-        "/get": (200, b'{"url": "http://httpbin.org/get"}'),
-        "/rbac": (403, b"RBAC: access denied"),
-        "/blackhole": (502, b""),
-    }
-
-    def do_GET(self) -> None:
-        status, body = self.ANSWERS.get(self.path, (404, b"not found"))
-        self.send_response(status)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -163,25 +142,6 @@ def installed(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (path / "ansible_collections" / "meshguard" / "egress" / "MANIFEST.json").is_file()
     return path
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeUpstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _closed_port() -> int:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeUpstream)
-    port = server.server_address[1]
-    server.server_close()
-    return port
 
 
 def _run_playbook(
@@ -333,38 +293,16 @@ def _access_log_line(authority: str, path: str) -> str:
     return istio_json_log_line(authority, path, datetime.now(timezone.utc) + timedelta(minutes=5))
 
 
-def _verify_play(
-    probes: list[dict[str, Any]], junit: Path, **role_vars: Any
-) -> list[dict[str, Any]]:
+def _verify_play(description: dict[str, Any]) -> list[dict[str, Any]]:
+    """The installed collection's verify role by FQCN, with the description as play vars."""
     return [
         {
             "name": "Use the installed collection's verify role by FQCN",
             "hosts": "localhost",
             "gather_facts": False,
-            "roles": [
-                {
-                    "role": "meshguard.egress.verify",
-                    "verify_probes": probes,
-                    "verify_junit_path": str(junit),
-                    **role_vars,
-                }
-            ],
+            "vars": description,
+            "roles": ["meshguard.egress.verify"],
         }
-    ]
-
-
-def _probes(upstream: str, closed_port: int) -> list[dict[str, Any]]:
-    plain = {"require_envoy": False}
-    return [
-        {"name": "allowed", "url": f"{upstream}/get", "expect": "allowed", **plain},
-        {"name": "denied", "url": f"{upstream}/rbac", "expect": "denied", **plain},
-        {"name": "blocked", "url": f"{upstream}/blackhole", "expect": "blocked", **plain},
-        {
-            "name": "unreachable",
-            "url": f"http://127.0.0.1:{closed_port}/",
-            "expect": "unreachable",
-            **plain,
-        },
     ]
 
 
@@ -373,45 +311,40 @@ def _failed_cases(junit: Path) -> list[str | None]:
     return [c.get("name") for c in cases if c.find("failure") is not None]
 
 
-def test_role_by_fqcn_verifies_probes_and_access_log(
-    installed: Path, upstream: str, tmp_path: Path
+PRODUCTPAGE = [{"namespace": "bookinfo", "service_account": "productpage"}]
+
+
+def test_role_by_fqcn_verifies_the_plan_and_the_access_log(
+    installed: Path, envoy_gateway: EnvoyGateway, tmp_path: Path
 ) -> None:
     junit = tmp_path / "report.xml"
-    log = tmp_path / "access.log"
-    log.write_text(_access_log_line("127.0.0.1", "/get") + "\n")
-    plays = _verify_play(_probes(upstream, _closed_port()), junit, verify_access_log_path=str(log))
-    proc = _run_playbook(installed, tmp_path, plays)
+    description = verify_description(envoy_gateway, junit, PRODUCTPAGE)
+    proc = _run_playbook(installed, tmp_path, _verify_play(description))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     names = [c.get("name") for c in ET.parse(junit).getroot().iter("testcase")]
-    assert sorted(names) == ["allowed", "blocked", "denied", "unreachable"]
+    assert len(names) == 4
     assert _failed_cases(junit) == []
 
 
 def test_role_by_fqcn_fails_when_an_expectation_does_not_hold(
-    installed: Path, upstream: str, tmp_path: Path
+    installed: Path, envoy_gateway: EnvoyGateway, tmp_path: Path
 ) -> None:
     junit = tmp_path / "report.xml"
-    probes = [
-        {"name": "denied client gets through", "url": f"{upstream}/get", "expect": "denied"},
-        {"name": "allowed", "url": f"{upstream}/get", "expect": "allowed"},
-    ]
-    for probe in probes:
-        probe.update(require_envoy=False, timeout=2)
-    plays = _verify_play(probes, junit, verify_deadline=0, verify_check_access_log=False)
-    proc = _run_playbook(installed, tmp_path, plays)
+    clients = [*PRODUCTPAGE, {"namespace": "bookinfo", "service_account": "reviews"}]
+    description = verify_description(envoy_gateway, junit, clients)
+    proc = _run_playbook(installed, tmp_path, _verify_play(description))
     assert proc.returncode != 0, proc.stdout[-3000:]
-    assert _failed_cases(junit) == ["denied client gets through"]
+    assert _failed_cases(junit) == ["bookinfo/reviews -> httpbin.org:80"]
 
 
 def test_role_by_fqcn_fails_when_an_allowed_request_is_not_in_the_access_log(
-    installed: Path, upstream: str, tmp_path: Path
+    installed: Path, envoy_gateway: EnvoyGateway, tmp_path: Path
 ) -> None:
     junit = tmp_path / "report.xml"
     log = tmp_path / "access.log"
-    log.write_text(_access_log_line("127.0.0.1", "/somewhere-else") + "\n")
-    probes = [{"name": "allowed", "url": f"{upstream}/get", "expect": "allowed"}]
-    probes[0]["require_envoy"] = False
-    plays = _verify_play(probes, junit, verify_access_log_path=str(log))
-    proc = _run_playbook(installed, tmp_path, plays)
-    assert _failed_cases(junit) == []  # the probe itself held
+    log.write_text(_access_log_line("httpbin.org", "/somewhere-else") + "\n")
+    description = verify_description(envoy_gateway, junit, PRODUCTPAGE)
+    description["egress_verify"]["access_log_path"] = str(log)
+    proc = _run_playbook(installed, tmp_path, _verify_play(description))
+    assert _failed_cases(junit) == []  # the probes themselves held
     assert proc.returncode != 0, "a request missing from the gateway's access log must fail"

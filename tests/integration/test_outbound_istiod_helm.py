@@ -36,16 +36,15 @@ def _play(tmp_path: Path, namespace: str, state: str) -> str:
             "name": "outbound policy through istiod's values",
             "hosts": "localhost",
             "gather_facts": False,
-            "roles": [
-                {
-                    "role": "meshguard.egress.outbound_policy",
-                    "outbound_policy_state": state,
-                    "outbound_policy_method": "istiod_helm",
-                    "outbound_policy_istiod_namespace": namespace,
-                    "outbound_policy_istiod_chart_ref": CHART,
-                    "outbound_policy_istiod_chart_repo_url": "",
+            "vars": {
+                "egress_override_istiod": {
+                    "outbound_policy": {
+                        "method": "istiod_helm",
+                        "istiod": {"namespace": namespace, "chart_ref": CHART},
+                    }
                 }
-            ],
+            },
+            "roles": [{"role": "meshguard.egress.outbound_policy", "outbound_policy_state": state}],
         }
     ]
     path = tmp_path / f"outbound-{state}.yml"
@@ -83,4 +82,5 @@ def test_mode_is_set_in_istiod_values_and_reverted(kubeconfig, namespace, run_pl
 def test_missing_release_is_a_clear_error(namespace, run_playbook, tmp_path):
     proc = run_playbook(_play(tmp_path, namespace, "present"))
     assert proc.returncode != 0
-    assert "outbound_policy_istiod_release: no Helm release" in proc.stdout
+    assert "outbound_policy.istiod.release: no Helm release" in proc.stdout
+    assert "nothing was written" in proc.stdout

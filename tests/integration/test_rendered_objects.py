@@ -19,11 +19,11 @@ import pytest
 import yaml
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, ResourceNotFoundError
 
-from ansible_collections.meshguard.egress.plugins.module_utils._manifests import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import build_plan
+from ansible_collections.meshguard.egress.plugins.plugin_utils.render import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    render,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,6 @@ ISTIO_FIXTURES = Path(
     os.environ.get("MESHGUARD_ISTIO_FIXTURES", ROOT.parent / "shared" / "fixtures" / "istio")
 )
 ISTIO_VERSION = os.environ.get("MESHGUARD_ISTIO_VERSION", "1.23.4")
-CONCERNS = ("gateway", "outbound_policy", "routes", "access", "lockdown")
 GROUPS_NEEDED = (
     ("networking.istio.io/v1", "Sidecar"),
     ("networking.istio.io/v1", "ServiceEntry"),
@@ -111,7 +110,10 @@ def description(flavor: str, prefix: str) -> dict[str, Any]:
                 "ports": [{"number": 443, "protocol": "HTTPS", "name": "https"}],
                 "clients": [{"namespace": f"{prefix}-app", "service_account": "productpage"}],
             },
-            {"host": "*.example.com", "ports": [{"number": 80, "protocol": "HTTP"}]},
+            {
+                "host": "*.example.com" if flavor == "gloo" else "www.example.com",
+                "ports": [{"number": 80, "protocol": "HTTP"}],
+            },
             {
                 "host": "api.example.org",
                 "ports": [
@@ -181,9 +183,19 @@ def test_server_accepts_and_stores_every_rendered_object(
     k8s: Any, crds_ready: None, prefix: str, flavor: str
 ) -> None:
     spec = description(flavor, prefix)
-    objects = [obj for concern in CONCERNS for obj in render(spec, concern)]
+    spec["gateway"]["access_log"] = True
+    plan = build_plan(spec)
+    namespace_objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns["name"], "labels": ns["labels"]},
+        }
+        for ns in plan["namespaces"]
+    ]
+    objects = namespace_objects + plan["objects"]
     kinds = {obj["kind"] for obj in objects}
-    expected = {"Namespace", "Sidecar", "NetworkPolicy"} | (
+    expected = {"Namespace", "Sidecar", "NetworkPolicy", "Telemetry"} | (
         {"VirtualGateway", "ExternalService", "AccessPolicy"}
         if flavor == "gloo"
         else {"Gateway", "DestinationRule", "ServiceEntry", "VirtualService", "AuthorizationPolicy"}
@@ -218,7 +230,7 @@ def test_server_rejects_what_the_schema_forbids(k8s: Any, crds_ready: None, pref
     """The comparison above is meaningful: Istio's schema is enforced by this server."""
     [entry] = [
         obj
-        for obj in render(description("istio", prefix), "routes")
+        for obj in build_plan(description("istio", prefix), "routes")["objects"]
         if obj["kind"] == "ServiceEntry" and obj["metadata"]["name"] == "httpbin.org"
     ]
     _ensure_namespace(k8s, entry["metadata"]["namespace"])

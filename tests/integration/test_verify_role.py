@@ -14,11 +14,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envoy_gateway import (
-    CLIENT_HEADER,
     REPO,
     EnvoyGateway,
     ansible_env,
     istio_json_log_line,
+    verify_description,
 )
 
 pytest_plugins = ("envoy_gateway",)  # the envoy_gateway fixture
@@ -34,38 +34,9 @@ PLAYBOOK = """
 pytestmark = pytest.mark.integration
 
 
-def role_vars(gw: EnvoyGateway, junit: Path, clients: list[dict[str, str]]) -> dict[str, Any]:
-    return {
-        "ansible_python_interpreter": str(REPO / ".venv" / "bin" / "python"),
-        "verify_services": [
-            {
-                "host": "httpbin.org",
-                "ports": [{"number": 443, "protocol": "HTTPS", "client_port": 80}],
-                "clients": clients,
-            }
-        ],
-        "verify_sources": [
-            {
-                "namespace": "bookinfo",
-                "service_account": sa,
-                "headers": {CLIENT_HEADER: f"bookinfo/{sa}"},
-            }
-            for sa in ("productpage", "reviews")
-        ],
-        "verify_denied_clients": [{"namespace": "bookinfo", "service_account": "reviews"}],
-        "verify_lockdown_namespaces": ["bookinfo"],
-        "verify_bypass_url": f"http://127.0.0.1:{gw.closed_port}/",
-        "verify_connect_to": [f"httpbin.org:80:127.0.0.1:{gw.http_port}"],
-        "verify_path": "/get",
-        "verify_deadline": 2,
-        "verify_connect_timeout": 1,
-        "verify_access_log_path": str(gw.json_log),
-        "verify_junit_path": str(junit),
-    }
-
-
 def run_role(tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     (tmp_path / "site.yml").write_text(PLAYBOOK)
+    variables = {"ansible_python_interpreter": str(REPO / ".venv" / "bin" / "python"), **variables}
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     argv = [
         str(REPO / ".venv" / "bin" / "ansible-playbook"),
@@ -86,36 +57,70 @@ def junit_cases(path: Path) -> tuple[ET.Element, dict[str, bool]]:
     return suite, {c.get("name", ""): c.find("failure") is None for c in suite.iter("testcase")}
 
 
+EXPECTED_CASES = {
+    "bookinfo/productpage -> httpbin.org:80",
+    "bookinfo/reviews -> httpbin.org:80",
+    "bookinfo/productpage -> unregistered.meshguard.invalid:80 (unregistered)",
+    "bookinfo/bypass -> httpbin.org:443 (bypass)",
+}
+
+
 def test_role_passes_and_writes_junit(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
     junit = tmp_path / "out" / "verify.xml"
     clients = [{"namespace": "bookinfo", "service_account": "productpage"}]
-    done = run_role(tmp_path, role_vars(envoy_gateway, junit, clients))
+    done = run_role(tmp_path, verify_description(envoy_gateway, junit, clients))
     assert done.returncode == 0, done.stdout + done.stderr
     suite, cases = junit_cases(junit)
-    assert suite.get("tests") == "3" and suite.get("failures") == "0"
-    assert cases == {
-        "bookinfo/productpage -> httpbin.org:80": True,
-        "bookinfo/reviews -> httpbin.org:80": True,
-        f"bookinfo bypass -> http://127.0.0.1:{envoy_gateway.closed_port}/": True,
-    }
-    assert "egress verification: 3/3 expectations hold" in done.stdout
+    assert suite.get("tests") == "4" and suite.get("failures") == "0"
+    assert cases == dict.fromkeys(EXPECTED_CASES, True)
+    assert "egress verification: 4/4 expectations hold" in done.stdout
+    assert "got denied" in done.stdout and "got blocked" in done.stdout
+    assert "is listed in services[0].clients" in done.stdout
     assert "PASS  access log: httpbin.org/get" in done.stdout
     assert "changed=0" in done.stdout
 
 
-def test_role_fails_and_reports_mismatch(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
+def test_role_fails_when_the_description_allows_a_client_the_gateway_denies(
+    envoy_gateway: EnvoyGateway, tmp_path: Path
+) -> None:
+    """reviews added as a client: the plan now expects 200, the gateway still denies it."""
     junit = tmp_path / "verify.xml"
     clients = [
         {"namespace": "bookinfo", "service_account": sa} for sa in ("productpage", "reviews")
-    ]  # the gateway still denies reviews
-    variables = role_vars(envoy_gateway, junit, clients)
-    variables["verify_denied_clients"] = []
-    done = run_role(tmp_path, variables)
+    ]
+    done = run_role(tmp_path, verify_description(envoy_gateway, junit, clients))
     assert done.returncode != 0
     suite, cases = junit_cases(junit)
-    assert suite.get("tests") == "3" and suite.get("failures") == "1"
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"
     assert cases["bookinfo/reviews -> httpbin.org:80"] is False
     assert "expected allowed, got denied" in done.stdout
+
+
+def test_role_fails_when_the_access_policy_is_removed_from_the_description(
+    envoy_gateway: EnvoyGateway, tmp_path: Path
+) -> None:
+    """No clients list: the plan expects everyone allowed; the gateway denies reviews."""
+    junit = tmp_path / "verify.xml"
+    variables = verify_description(envoy_gateway, junit, [])
+    del variables["egress_services"][0]["clients"]
+    done = run_role(tmp_path, variables)
+    assert done.returncode != 0
+    _suite, cases = junit_cases(junit)
+    assert [name for name, ok in cases.items() if not ok] == ["bookinfo/reviews -> httpbin.org:80"]
+
+
+def test_role_skips_the_access_log_when_logging_is_off(
+    envoy_gateway: EnvoyGateway, tmp_path: Path
+) -> None:
+    junit = tmp_path / "verify.xml"
+    variables = verify_description(
+        envoy_gateway, junit, [{"namespace": "bookinfo", "service_account": "productpage"}]
+    )
+    variables["egress_verify"]["access_log"] = False
+    variables["egress_verify"]["access_log_path"] = str(tmp_path / "missing.log")
+    done = run_role(tmp_path, variables)
+    assert done.returncode == 0, done.stdout
+    assert "SKIP  access log: gateway access logging is off" in done.stdout
 
 
 def test_role_fails_when_an_allowed_request_is_missing_from_the_access_log(
@@ -130,8 +135,8 @@ def test_role_fails_when_an_allowed_request_is_missing_from_the_access_log(
     other_gateway_log.write_text(line + "\n")
     junit = tmp_path / "verify.xml"
     clients = [{"namespace": "bookinfo", "service_account": "productpage"}]
-    variables = role_vars(envoy_gateway, junit, clients)
-    variables["verify_access_log_path"] = str(other_gateway_log)
+    variables = verify_description(envoy_gateway, junit, clients)
+    variables["egress_verify"]["access_log_path"] = str(other_gateway_log)
     done = run_role(tmp_path, variables)
     suite, _cases = junit_cases(junit)
     assert suite.get("failures") == "0"  # the probes themselves held

@@ -11,99 +11,46 @@ all problems found are collected and raised together as one ``DescriptionError``
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
 
-CONCERNS = ("outbound_policy", "routes", "access", "lockdown", "gateway")
-FLAVORS = ("gloo", "istio")
-PROTOCOLS = ("HTTP", "HTTPS", "TLS", "TCP")
+from ansible_collections.meshguard.egress.plugins.plugin_utils.schema import (
+    CONCERN_KEYS,
+    CONCERNS,
+    CONNECTION_VARIABLES,
+    OVERRIDE_PREFIX,
+    VARIABLE_PREFIX,
+    default,
+    keys,
+    lookup,
+)
+
+FLAVORS = lookup("flavor").choices
+PROTOCOLS = lookup("services.ports.protocol").choices
 GATEWAY_PROTOCOLS = ("HTTP", "HTTPS")
-OUTBOUND_MODES = ("REGISTRY_ONLY", "ALLOW_ANY")
-OUTBOUND_SCOPES = ("mesh", "namespaces")
-NETWORK_PROTOCOLS = ("TCP", "UDP", "SCTP")
-SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+OUTBOUND_MODES = lookup("outbound_policy.mode").choices
+OUTBOUND_SCOPES = lookup("outbound_policy.scope").choices
+OUTBOUND_METHODS = lookup("outbound_policy.method").choices
+NETWORK_PROTOCOLS = lookup("gateway.service_ports.protocol").choices
+SERVICE_TYPES = lookup("gateway.service_type").choices
+
+# Namespaces that must never be locked down: the cluster's own, and the mesh's control plane.
+PROTECTED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# Istio's reserved sidecar/gateway ports (https://istio.io/latest/docs/ops/deployment/application-requirements/)
+RESERVED_PROXY_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-TOP_LEVEL_KEYS = (
-    "flavor",
-    "cluster",
-    "trust_domain",
-    "revision",
-    "services_namespace",
-    "gateway",
-    "services",
-    "outbound_policy",
-    "lockdown",
-)
-# Top-level keys each concern reads (and therefore validates and returns).
-CONCERN_KEYS: dict[str, tuple[str, ...]] = {
-    "outbound_policy": ("flavor", "outbound_policy"),
-    "routes": (
-        "flavor",
-        "cluster",
-        "revision",
-        "services_namespace",
-        "gateway",
-        "services",
-    ),
-    "access": (
-        "flavor",
-        "cluster",
-        "trust_domain",
-        "services_namespace",
-        "gateway",
-        "services",
-    ),
-    "lockdown": ("flavor", "gateway", "lockdown"),
-    "gateway": ("flavor", "revision", "gateway"),
-}
-
 DEFAULT_SERVICE_PORTS: tuple[dict[str, Any], ...] = (
     {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
     {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80},
     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443},
 )
-GATEWAY_KEYS = (
-    "namespace",
-    "name",
-    "selector",
-    "listener_port",
-    "virtual_gateway_name",
-    "istio_gateway_name",
-    "revision",
-    "image_hub",
-    "image_tag",
-    "replicas",
-    "resources",
-    "service_type",
-    "service_ports",
-    "node_selector",
-    "tolerations",
-    "extra_values",
-)
-SERVICE_KEYS = ("host", "name", "access_policy_name", "ports", "clients")
-PORT_KEYS = (
-    "number",
-    "protocol",
-    "name",
-    "client_port",
-    "tls_origination",
-    "sni",
-    "ca_certificates",
-    "via_gateway",
-)
-CLIENT_KEYS = ("namespace", "service_account", "cluster", "labels")
-OUTBOUND_KEYS = ("mode", "scope", "root_namespace", "namespaces")
-LOCKDOWN_KEYS = ("namespaces", "dns", "istiod", "allow")
-PEER_KEYS = ("namespace", "pod_selector")
-ALLOW_KEYS = ("namespace", "pod_selector", "ports")
-ALLOW_PORT_KEYS = ("port", "protocol")
-SERVICE_PORT_KEYS = ("name", "port", "protocol", "targetPort", "nodePort")
 
 _MISSING = object()
 
@@ -334,46 +281,101 @@ def default_object_name(host: str) -> str:
 
 
 def _normalize_gateway(p: _Problems, raw: Any, revision: Any) -> dict[str, Any]:
-    g = _mapping(p, "gateway", raw, GATEWAY_KEYS)
-    return {
-        "namespace": _k8s_name(p, "gateway.namespace", g.get("namespace"), "istio-egress"),
-        "name": _k8s_name(p, "gateway.name", g.get("name"), "istio-egressgateway"),
-        "selector": _label_map(
-            p, "gateway.selector", g.get("selector"), {"istio": "egressgateway"}
+    g = _mapping(p, "gateway", raw, keys("gateway"))
+
+    def d(key: str) -> Any:
+        return default(f"gateway.{key}")
+
+    gateway = {
+        "namespace": _k8s_name(p, "gateway.namespace", g.get("namespace"), d("namespace")),
+        "name": _k8s_name(p, "gateway.name", g.get("name"), d("name")),
+        "selector": _label_map(p, "gateway.selector", g.get("selector"), d("selector")),
+        "listener_port": _port_number(
+            p, "gateway.listener_port", g.get("listener_port"), d("listener_port")
         ),
-        "listener_port": _port_number(p, "gateway.listener_port", g.get("listener_port"), 443),
         "virtual_gateway_name": _k8s_object_name(
             p,
             "gateway.virtual_gateway_name",
             g.get("virtual_gateway_name"),
-            "egress-vg",
+            d("virtual_gateway_name"),
         ),
         "istio_gateway_name": _k8s_object_name(
-            p,
-            "gateway.istio_gateway_name",
-            g.get("istio_gateway_name"),
-            "meshguard-egress",
+            p, "gateway.istio_gateway_name", g.get("istio_gateway_name"), d("istio_gateway_name")
         ),
         **_normalize_gateway_install(p, g, revision),
     }
+    if gateway["listener_port"] in RESERVED_PROXY_PORTS:
+        p.add(
+            "gateway.listener_port",
+            "is one of Istio's reserved proxy ports (15000-15090)",
+            gateway["listener_port"],
+        )
+    return gateway
 
 
 def _normalize_gateway_install(p: _Problems, g: dict[str, Any], revision: Any) -> dict[str, Any]:
-    """The Helm-install keys of ``gateway`` (see ``_manifests.gateway_values``)."""
+    """The Helm-install keys of ``gateway`` (see ``render.gateway_values``)."""
+
+    def d(key: str) -> Any:
+        return default(f"gateway.{key}")
+
+    def text(key: str) -> Any:
+        return _optional_string(p, f"gateway.{key}", g.get(key)) or d(key)
+
     return {
+        "chart_ref": _string(p, "gateway.chart_ref", g.get("chart_ref"), d("chart_ref")),
+        "chart_repo_url": text("chart_repo_url"),
+        "chart_version": _version_string(p, "gateway.chart_version", g.get("chart_version")),
+        "values_schema": text("values_schema"),
         "revision": _optional_string(p, "gateway.revision", g.get("revision") or revision),
         "image_hub": _optional_string(p, "gateway.image_hub", g.get("image_hub")),
         "image_tag": _optional_string(p, "gateway.image_tag", g.get("image_tag")),
-        "replicas": _integer(p, "gateway.replicas", g.get("replicas"), 1, 1000, 1),
+        "replicas": _integer(p, "gateway.replicas", g.get("replicas"), 1, 1000, d("replicas")),
         "resources": _optional_mapping(p, "gateway.resources", g.get("resources")),
         "service_type": _choice(
-            p, "gateway.service_type", g.get("service_type"), SERVICE_TYPES, "ClusterIP"
+            p, "gateway.service_type", g.get("service_type"), SERVICE_TYPES, d("service_type")
         ),
         "service_ports": _normalize_service_ports(p, g.get("service_ports")),
         "node_selector": _optional_label_map(p, "gateway.node_selector", g.get("node_selector")),
         "tolerations": _normalize_tolerations(p, g.get("tolerations")),
+        "dedicated_nodes": _name_list(
+            p, "gateway.dedicated_nodes", g.get("dedicated_nodes"), _k8s_object_name
+        ),
+        "node_label": _label_key(p, "gateway.node_label", g.get("node_label"), d("node_label")),
+        "taint_nodes": _boolean(p, "gateway.taint_nodes", g.get("taint_nodes"), d("taint_nodes")),
+        "access_log": _boolean(p, "gateway.access_log", g.get("access_log"), d("access_log")),
+        "atomic": _boolean(p, "gateway.atomic", g.get("atomic"), d("atomic")),
+        "wait_timeout": _integer(
+            p, "gateway.wait_timeout", g.get("wait_timeout"), 1, 3600, d("wait_timeout")
+        ),
         "extra_values": _optional_mapping(p, "gateway.extra_values", g.get("extra_values")) or {},
     }
+
+
+def _version_string(p: _Problems, path: str, value: Any) -> str:
+    """A chart version; numbers (YAML ``1.23``) are refused since they lose digits."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        p.add(path, "must be a string (quote it: YAML reads 1.20 as a number)", value)
+        return ""
+    return value
+
+
+def _label_key(p: _Problems, path: str, value: Any, fallback: str) -> Any:
+    key = _string(p, path, None if value == "" else value, fallback)
+    if isinstance(key, str) and not _is_label_key(key):
+        p.add(path, "is not a valid label name", key)
+        return None
+    return key
+
+
+def _name_list(p: _Problems, path: str, raw: Any, check: Callable[..., Any]) -> list[str]:
+    names = [check(p, _join(path, i), item) for i, item in enumerate(_list(p, path, raw))]
+    for i, name in enumerate(names):
+        if name is not None and name in names[:i]:
+            p.add(_join(path, i), "duplicate name", name)
+    return sorted({name for name in names if name is not None})
 
 
 def _optional_string(p: _Problems, path: str, value: Any) -> Any:
@@ -396,7 +398,7 @@ def _normalize_service_ports(p: _Problems, raw: Any) -> list[dict[str, Any]]:
     ports = []
     for i, item in enumerate(_list(p, "gateway.service_ports", raw)):
         path = _join("gateway.service_ports", i)
-        entry = _mapping(p, path, item, SERVICE_PORT_KEYS)
+        entry = _mapping(p, path, item, keys("gateway.service_ports"))
         port = {
             "name": _k8s_name(p, _join(path, "name"), entry.get("name")),
             "port": _port_number(p, _join(path, "port"), entry.get("port")),
@@ -463,7 +465,7 @@ def _normalize_services(p: _Problems, raw: Any, top: dict[str, Any]) -> list[dic
 
 
 def _normalize_service(p: _Problems, path: str, raw: Any, top: dict[str, Any]) -> dict[str, Any]:
-    s = _mapping(p, path, raw, SERVICE_KEYS)
+    s = _mapping(p, path, raw, keys("services"))
     if raw is not None and not isinstance(raw, dict):
         return {}
     host = _string(p, _join(path, "host"), s.get("host"))
@@ -508,6 +510,14 @@ def _check_service(p: _Problems, path: str, service: dict[str, Any], flavor: Any
             "access restrictions need at least one port with via_gateway: true",
             service["clients"],
         )
+    if flavor == "istio" and service["host"] and is_wildcard(service["host"]):
+        p.add(
+            _join(path, "host"),
+            "the istio flavor cannot route a wildcard host through the egress gateway (a "
+            "ServiceEntry with resolution NONE sends the traffic back to the gateway, and TLS "
+            "origination needs one SNI); list the concrete hosts, or use flavor gloo",
+            service["host"],
+        )
     if flavor == "istio" and len(via) > 1:
         p.add(
             _join(_join(path, "ports"), via[1]),
@@ -540,7 +550,7 @@ def _normalize_ports(p: _Problems, path: str, raw: Any, flavor: Any) -> list[dic
 
 
 def _normalize_port(p: _Problems, path: str, raw: Any, flavor: Any) -> dict[str, Any]:
-    e = _mapping(p, path, raw, PORT_KEYS)
+    e = _mapping(p, path, raw, keys("services.ports"))
     number = _port_number(p, _join(path, "number"), e.get("number"))
     protocol = _choice(p, _join(path, "protocol"), e.get("protocol"), PROTOCOLS, _MISSING)
     https = protocol == "HTTPS"
@@ -578,6 +588,12 @@ def _normalize_port(p: _Problems, path: str, raw: Any, flavor: Any) -> dict[str,
         "ca_certificates": _origination_only(p, path, e, "ca_certificates", origination),
         "via_gateway": via,
     }
+    if port["client_port"] in RESERVED_PROXY_PORTS:
+        p.add(
+            _join(path, "client_port"),
+            "is one of Istio's reserved proxy ports (15000-15090)",
+            port["client_port"],
+        )
     if port["sni"] is not None and host_problem(port["sni"]):
         p.add(_join(path, "sni"), host_problem(port["sni"]) or "", port["sni"])
     return port
@@ -621,7 +637,7 @@ def _client_sort_key(client: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def _normalize_client(p: _Problems, path: str, raw: Any, top: dict[str, Any]) -> dict[str, Any]:
-    c = _mapping(p, path, raw, CLIENT_KEYS)
+    c = _mapping(p, path, raw, keys("services.clients"))
     client = {
         "namespace": _k8s_name(p, _join(path, "namespace"), c.get("namespace")),
         "service_account": None,
@@ -656,15 +672,22 @@ def _normalize_client(p: _Problems, path: str, raw: Any, top: dict[str, Any]) ->
 
 
 def _normalize_outbound(p: _Problems, raw: Any) -> dict[str, Any]:
-    o = _mapping(p, "outbound_policy", raw, OUTBOUND_KEYS)
-    scope = _choice(p, "outbound_policy.scope", o.get("scope"), OUTBOUND_SCOPES, "mesh")
+    o = _mapping(p, "outbound_policy", raw, keys("outbound_policy"))
+
+    def d(key: str) -> Any:
+        return default(f"outbound_policy.{key}")
+
+    scope = _choice(p, "outbound_policy.scope", o.get("scope"), OUTBOUND_SCOPES, d("scope"))
+    method = _choice(p, "outbound_policy.method", o.get("method"), OUTBOUND_METHODS, d("method"))
     policy = {
-        "mode": _choice(p, "outbound_policy.mode", o.get("mode"), OUTBOUND_MODES, "REGISTRY_ONLY"),
+        "mode": _choice(p, "outbound_policy.mode", o.get("mode"), OUTBOUND_MODES, d("mode")),
         "scope": scope,
         "root_namespace": _k8s_name(
-            p, "outbound_policy.root_namespace", o.get("root_namespace"), "istio-system"
+            p, "outbound_policy.root_namespace", o.get("root_namespace"), d("root_namespace")
         ),
         "namespaces": _namespace_list(p, "outbound_policy.namespaces", o.get("namespaces")),
+        "method": method,
+        "istiod": _normalize_istiod_release(p, o.get("istiod")),
     }
     if scope == "namespaces" and not policy["namespaces"]:
         p.add(
@@ -678,59 +701,98 @@ def _normalize_outbound(p: _Problems, raw: Any) -> dict[str, Any]:
             "is only used with scope: namespaces",
             o.get("namespaces"),
         )
+    if method == "istiod_helm" and scope != "mesh":
+        p.add(
+            "outbound_policy.scope",
+            "the istiod_helm method sets the mesh-wide policy only; use method: sidecar",
+            scope,
+        )
     return policy
 
 
-def _namespace_list(p: _Problems, path: str, raw: Any, default: Any = None) -> list[str]:
-    if raw is None and default is not None:
-        return list(default)
-    names = [_k8s_name(p, _join(path, i), item) for i, item in enumerate(_list(p, path, raw))]
-    for i, name in enumerate(names):
-        if name is not None and name in names[:i]:
-            p.add(_join(path, i), "duplicate namespace", name)
-    return sorted({name for name in names if name is not None})
+def _normalize_istiod_release(p: _Problems, raw: Any) -> dict[str, Any]:
+    r = _mapping(p, "outbound_policy.istiod", raw, keys("outbound_policy.istiod"))
+
+    def d(key: str) -> Any:
+        return default(f"outbound_policy.istiod.{key}")
+
+    path = "outbound_policy.istiod"
+    return {
+        "release": _k8s_name(p, f"{path}.release", r.get("release"), d("release")),
+        "namespace": _k8s_name(p, f"{path}.namespace", r.get("namespace"), d("namespace")),
+        "chart_ref": _string(p, f"{path}.chart_ref", r.get("chart_ref"), d("chart_ref")),
+        "chart_repo_url": _optional_string(p, f"{path}.chart_repo_url", r.get("chart_repo_url"))
+        or "",
+        "chart_version": _version_string(p, f"{path}.chart_version", r.get("chart_version")),
+    }
 
 
-def _normalize_lockdown(p: _Problems, raw: Any, gateway: dict[str, Any]) -> dict[str, Any]:
-    d = _mapping(p, "lockdown", raw, LOCKDOWN_KEYS)
-    namespaces = _namespace_list(p, "lockdown.namespaces", d.get("namespaces"), ["bookinfo"])
+def _namespace_list(p: _Problems, path: str, raw: Any) -> list[str]:
+    return _name_list(p, path, raw, _k8s_name)
+
+
+def _normalize_lockdown(
+    p: _Problems, raw: Any, gateway: dict[str, Any], outbound: dict[str, Any] | None
+) -> dict[str, Any]:
+    d = _mapping(p, "lockdown", raw, keys("lockdown"))
+    namespaces = _namespace_list(p, "lockdown.namespaces", d.get("namespaces"))
     if gateway.get("namespace") in namespaces:
         p.add(
             "lockdown.namespaces",
             "must not include the gateway namespace (it gets its own policies)",
             gateway["namespace"],
         )
-    return {
+    lockdown = {
         "namespaces": namespaces,
-        "dns": _normalize_peer(
-            p, "lockdown.dns", d.get("dns"), "kube-system", {"k8s-app": "kube-dns"}
-        ),
-        "istiod": _normalize_peer(
-            p, "lockdown.istiod", d.get("istiod"), "istio-system", {"app": "istiod"}
-        ),
+        "dns": _normalize_peer(p, "lockdown.dns", d.get("dns")),
+        "istiod": _normalize_peer(p, "lockdown.istiod", d.get("istiod")),
         "allow": [
             _normalize_allow(p, _join("lockdown.allow", i), item)
             for i, item in enumerate(_list(p, "lockdown.allow", d.get("allow")))
         ],
+        "label_namespaces": _boolean(
+            p,
+            "lockdown.label_namespaces",
+            d.get("label_namespaces"),
+            default("lockdown.label_namespaces"),
+        ),
     }
+    protected = set(PROTECTED_NAMESPACES)
+    protected.add(lockdown["istiod"]["namespace"])
+    if outbound:
+        protected.add(outbound["root_namespace"])
+    for i, name in enumerate(namespaces):
+        if name in protected:
+            p.add(
+                _join("lockdown.namespaces", i),
+                "must not lock down a cluster or mesh control-plane namespace "
+                f"({', '.join(sorted(protected))})",
+                name,
+            )
+    return lockdown
 
 
-def _normalize_peer(
-    p: _Problems, path: str, raw: Any, namespace: str, selector: dict[str, str]
-) -> dict[str, Any]:
-    e = _mapping(p, path, raw, PEER_KEYS)
+def _normalize_peer(p: _Problems, path: str, raw: Any) -> dict[str, Any]:
+    e = _mapping(p, path, raw, keys(path))
+    fallback = default(path)
+    ports = _network_ports(p, _join(path, "ports"), e.get("ports"))
     return {
-        "namespace": _k8s_name(p, _join(path, "namespace"), e.get("namespace"), namespace),
-        "pod_selector": _label_map(p, _join(path, "pod_selector"), e.get("pod_selector"), selector),
+        "namespace": _k8s_name(
+            p, _join(path, "namespace"), e.get("namespace"), fallback["namespace"]
+        ),
+        "pod_selector": _label_map(
+            p, _join(path, "pod_selector"), e.get("pod_selector"), fallback["pod_selector"]
+        ),
+        "ip_blocks": _cidr_list(p, _join(path, "ip_blocks"), e.get("ip_blocks")),
+        "ports": ports or None,
     }
 
 
-def _normalize_allow(p: _Problems, path: str, raw: Any) -> dict[str, Any]:
-    e = _mapping(p, path, raw, ALLOW_KEYS)
+def _network_ports(p: _Problems, path: str, raw: Any) -> list[dict[str, Any]]:
     ports = []
-    for i, item in enumerate(_list(p, _join(path, "ports"), e.get("ports"))):
-        port_path = _join(_join(path, "ports"), i)
-        entry = _mapping(p, port_path, item, ALLOW_PORT_KEYS)
+    for i, item in enumerate(_list(p, path, raw)):
+        port_path = _join(path, i)
+        entry = _mapping(p, port_path, item, ("port", "protocol"))
         ports.append(
             {
                 "port": _port_number(p, _join(port_path, "port"), entry.get("port")),
@@ -743,11 +805,110 @@ def _normalize_allow(p: _Problems, path: str, raw: Any) -> dict[str, Any]:
                 ),
             }
         )
-    return {
-        "namespace": _k8s_name(p, _join(path, "namespace"), e.get("namespace")),
+    return ports
+
+
+def _cidr_list(p: _Problems, path: str, raw: Any) -> list[str]:
+    blocks = []
+    for i, item in enumerate(_list(p, path, raw)):
+        try:
+            blocks.append(str(ipaddress.ip_network(item, strict=True)))
+        except (TypeError, ValueError):
+            p.add(_join(path, i), "must be a CIDR (for example 169.254.20.10/32)", item)
+    return blocks
+
+
+def _normalize_allow(p: _Problems, path: str, raw: Any) -> dict[str, Any]:
+    e = _mapping(p, path, raw, keys("lockdown.allow"))
+    allow = {
+        "namespace": _k8s_name(p, _join(path, "namespace"), e.get("namespace"), None),
         "pod_selector": _optional_label_map(p, _join(path, "pod_selector"), e.get("pod_selector")),
-        "ports": ports,
+        "ip_blocks": _cidr_list(p, _join(path, "ip_blocks"), e.get("ip_blocks")),
+        "ports": _network_ports(p, _join(path, "ports"), e.get("ports")),
     }
+    if allow["namespace"] is None and not allow["ip_blocks"]:
+        p.add(path, "needs a namespace or ip_blocks", raw)
+    return allow
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def _normalize_verify(p: _Problems, raw: Any, gateway: dict[str, Any]) -> dict[str, Any]:
+    v = _mapping(p, "verify", raw, keys("verify"))
+
+    def d(key: str) -> Any:
+        return default(f"verify.{key}")
+
+    def text(key: str) -> Any:
+        return _optional_string(p, f"verify.{key}", v.get(key)) or d(key)
+
+    verify = {
+        "sources": _sources(p, "verify.sources", v.get("sources")),
+        "bypass_sources": _sources(p, "verify.bypass_sources", v.get("bypass_sources")),
+        "unregistered_host": text("unregistered_host"),
+        "path": text("path"),
+        "connect_to": [str(item) for item in _list(p, "verify.connect_to", v.get("connect_to"))],
+        "deadline": _integer(p, "verify.deadline", v.get("deadline"), 0, 3600, d("deadline")),
+        "probe_timeout": _integer(
+            p, "verify.probe_timeout", v.get("probe_timeout"), 1, 600, d("probe_timeout")
+        ),
+        "connect_timeout": _integer(
+            p, "verify.connect_timeout", v.get("connect_timeout"), 1, 600, d("connect_timeout")
+        ),
+        "access_log": _boolean(
+            p, "verify.access_log", v.get("access_log"), bool(gateway.get("access_log"))
+        ),
+        "access_log_container": text("access_log_container"),
+        "access_log_path": _optional_string(p, "verify.access_log_path", v.get("access_log_path")),
+        "junit_path": text("junit_path"),
+        "junit_suite": text("junit_suite"),
+    }
+    if verify["unregistered_host"] and host_problem(verify["unregistered_host"]):
+        p.add(
+            "verify.unregistered_host",
+            host_problem(verify["unregistered_host"]) or "",
+            verify["unregistered_host"],
+        )
+    if not str(verify["path"]).startswith("/"):
+        p.add("verify.path", "must start with '/'", verify["path"])
+    return verify
+
+
+def _sources(p: _Problems, path: str, raw: Any) -> list[dict[str, Any]]:
+    sources = []
+    for i, item in enumerate(_list(p, path, raw)):
+        item_path = _join(path, i)
+        e = _mapping(p, item_path, item, keys("verify.sources"))
+        source = {
+            "namespace": _k8s_name(p, _join(item_path, "namespace"), e.get("namespace")),
+            "service_account": _k8s_object_name(
+                p, _join(item_path, "service_account"), e.get("service_account")
+            ),
+            "pod": _optional_string(p, _join(item_path, "pod"), e.get("pod")),
+            "label_selector": _optional_string(
+                p, _join(item_path, "label_selector"), e.get("label_selector")
+            ),
+            "container": _optional_string(p, _join(item_path, "container"), e.get("container")),
+            "debug_image": _optional_string(
+                p, _join(item_path, "debug_image"), e.get("debug_image")
+            ),
+            "headers": _optional_mapping(p, _join(item_path, "headers"), e.get("headers")) or {},
+            "controller": _boolean(p, _join(item_path, "controller"), e.get("controller"), False),
+        }
+        pod_keys = [k for k in ("pod", "label_selector", "container", "debug_image") if source[k]]
+        if source["controller"] and pod_keys:
+            p.add(
+                _join(item_path, pod_keys[0]),
+                "is not used with controller: true",
+                source[pod_keys[0]],
+            )
+        elif not source["controller"] and bool(source["pod"]) == bool(source["label_selector"]):
+            p.add(
+                item_path, "needs exactly one of pod or label_selector (or controller: true)", item
+            )
+        sources.append(source)
+    return sources
 
 
 # --------------------------------------------------------------------------- entry point
@@ -755,18 +916,20 @@ def _normalize_allow(p: _Problems, path: str, raw: Any) -> dict[str, Any]:
 
 def _normalize_top(p: _Problems, spec: dict[str, Any]) -> dict[str, Any]:
     return {
-        "flavor": _choice(p, "flavor", spec.get("flavor"), FLAVORS, "gloo"),
-        "cluster": _k8s_object_name(p, "cluster", spec.get("cluster"), "cluster-1"),
+        "name": _k8s_name(p, "name", spec.get("name"), default("name")),
+        "adopt": _boolean(p, "adopt", spec.get("adopt"), default("adopt")),
+        "flavor": _choice(p, "flavor", spec.get("flavor"), FLAVORS, default("flavor")),
+        "cluster": _k8s_object_name(p, "cluster", spec.get("cluster"), default("cluster")),
         "trust_domain": _trust_domain(p, spec.get("trust_domain")),
         "revision": _revision(p, spec.get("revision")),
         "services_namespace": _k8s_name(
-            p, "services_namespace", spec.get("services_namespace"), "global"
+            p, "services_namespace", spec.get("services_namespace"), default("services_namespace")
         ),
     }
 
 
 def _trust_domain(p: _Problems, value: Any) -> Any:
-    domain = _string(p, "trust_domain", value, "cluster.local")
+    domain = _string(p, "trust_domain", value, default("trust_domain"))
     if isinstance(domain, str) and not re.match(r"^[A-Za-z0-9._-]+$", domain):
         p.add(
             "trust_domain",
@@ -787,38 +950,41 @@ def _revision(p: _Problems, value: Any) -> Any:
     return revision
 
 
-_SECTIONS: dict[str, Callable[[_Problems, dict[str, Any], dict[str, Any]], Any]] = {
-    "gateway": lambda p, spec, top: _normalize_gateway(p, spec.get("gateway"), top["revision"]),
-    "services": lambda p, spec, top: _normalize_services(p, spec.get("services"), top),
-    "outbound_policy": lambda p, spec, top: _normalize_outbound(p, spec.get("outbound_policy")),
-}
+def normalize(spec: Any, concerns: Any = CONCERNS, verify: bool = False) -> dict[str, Any]:
+    """Validate the parts of ``spec`` that ``concerns`` (and, with ``verify``, the
+    verification) read; return them with every default filled in.
 
-
-def normalize(spec: Any, concern: str) -> dict[str, Any]:
-    """Validate the parts of ``spec`` that ``concern`` reads; return them with defaults filled.
-
-    Raises ``DescriptionError`` listing every problem found, one per line.
+    ``concerns`` is a concern name or a list of them. Raises ``DescriptionError`` listing
+    every problem found, one per line.
     """
-    if concern not in CONCERNS:
-        raise DescriptionError(
-            format_problem("concern", f"must be one of {', '.join(CONCERNS)}", concern),
-            "concern",
-            concern,
-        )
+    concerns = [concerns] if isinstance(concerns, str) else list(concerns)
+    for concern in concerns:
+        if concern not in CONCERNS:
+            raise DescriptionError(
+                format_problem("concern", f"must be one of {', '.join(CONCERNS)}", concern),
+                "concern",
+                concern,
+            )
     if spec is not None and not isinstance(spec, dict):
         raise DescriptionError(format_problem("spec", "must be a mapping", spec), "spec", spec)
+    wanted = {key for concern in concerns for key in CONCERN_KEYS[concern]}
+    if verify:
+        wanted |= {"gateway", "services", "outbound_policy", "lockdown", "verify"}
     p = _Problems()
-    spec = _mapping(p, "", spec, TOP_LEVEL_KEYS)
-    top = _normalize_top(p, spec)
-    result: dict[str, Any] = {}
-    for key in CONCERN_KEYS[concern]:
-        if key in top:
-            result[key] = top[key]
-        elif key == "lockdown":
-            gateway = result.get("gateway") or {}
-            result[key] = _normalize_lockdown(p, spec.get("lockdown"), gateway)
-        else:
-            result[key] = _SECTIONS[key](p, spec, top)
+    spec = _mapping(p, "", spec, keys())
+    result = _normalize_top(p, spec)
+    if "gateway" in wanted or "lockdown" in wanted or "verify" in wanted:
+        result["gateway"] = _normalize_gateway(p, spec.get("gateway"), result["revision"])
+    if "services" in wanted:
+        result["services"] = _normalize_services(p, spec.get("services"), result)
+    if "outbound_policy" in wanted or "lockdown" in wanted:
+        result["outbound_policy"] = _normalize_outbound(p, spec.get("outbound_policy"))
+    if "lockdown" in wanted:
+        result["lockdown"] = _normalize_lockdown(
+            p, spec.get("lockdown"), result["gateway"], result.get("outbound_policy")
+        )
+    if "verify" in wanted:
+        result["verify"] = _normalize_verify(p, spec.get("verify"), result["gateway"])
     p.raise_if_any()
     return result
 
@@ -829,3 +995,56 @@ def normalize_gateway(gateway: Any, revision: Any = None) -> dict[str, Any]:
     result = _normalize_gateway(p, gateway, revision)
     p.raise_if_any()
     return result
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def merge_overrides(base: dict[str, Any], override: Any, path: str = "") -> dict[str, Any]:
+    """``base`` with ``override`` deep-merged into it: mappings merge, anything else replaces."""
+    if not isinstance(override, dict):
+        raise DescriptionError(
+            format_problem(path or "override", "must be a mapping", override), path, override
+        )
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value, _join(path, str(key)))
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def description_from_variables(variables: dict[str, Any]) -> dict[str, Any]:
+    """The description an inventory states: each ``egress_<key>`` variable is key ``<key>``;
+    then every ``egress_override_*`` mapping (in name order) is deep-merged on top, so that
+    one setting can be overridden in group_vars, host_vars or extra vars without restating
+    the rest of its mapping. An ``egress_*`` variable that is neither is refused.
+    """
+    p = _Problems()
+    spec: dict[str, Any] = {}
+    overrides = []
+    allowed = keys()
+    for name in sorted(variables):
+        if not name.startswith(VARIABLE_PREFIX) or name in CONNECTION_VARIABLES:
+            continue
+        if name.startswith(OVERRIDE_PREFIX):
+            overrides.append(name)
+            continue
+        key = name[len(VARIABLE_PREFIX) :]
+        if key in allowed:
+            spec[key] = variables[name]
+        else:
+            p.add(
+                name,
+                "unknown egress variable (description keys: "
+                + ", ".join(VARIABLE_PREFIX + k for k in allowed)
+                + f"; overrides: {OVERRIDE_PREFIX}*; others: "
+                + ", ".join(CONNECTION_VARIABLES)
+                + ")",
+                variables[name],
+            )
+    p.raise_if_any()
+    for name in overrides:
+        spec = merge_overrides(spec, variables[name], name)
+    return spec

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.meshguard.egress.plugins.module_utils._description import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
     default_object_name,
     host_problem,
@@ -522,8 +522,8 @@ INVALID: list[tuple[str, str, Any, str, Any]] = [
         "lockdown-allow-without-namespace",
         "lockdown",
         {"lockdown": {"allow": [{"ports": []}]}},
-        "lockdown.allow[0].namespace",
-        None,
+        "lockdown.allow[0]",
+        {"ports": []},
     ),
     (
         "lockdown-allow-bad-port",
@@ -728,6 +728,14 @@ def test_outbound_policy_defaults_and_namespaces_scope() -> None:
         "scope": "mesh",
         "root_namespace": "istio-system",
         "namespaces": [],
+        "method": "sidecar",
+        "istiod": {
+            "release": "istiod",
+            "namespace": "istio-system",
+            "chart_ref": "istiod",
+            "chart_repo_url": "",
+            "chart_version": "",
+        },
     }
     policy = normalize(
         {"outbound_policy": {"scope": "namespaces", "namespaces": ["b", "a"], "mode": "ALLOW_ANY"}},
@@ -739,10 +747,21 @@ def test_outbound_policy_defaults_and_namespaces_scope() -> None:
 def test_lockdown_defaults() -> None:
     lockdown = normalize({}, "lockdown")["lockdown"]
     assert lockdown == {
-        "namespaces": ["bookinfo"],
-        "dns": {"namespace": "kube-system", "pod_selector": {"k8s-app": "kube-dns"}},
-        "istiod": {"namespace": "istio-system", "pod_selector": {"app": "istiod"}},
+        "namespaces": [],
+        "dns": {
+            "namespace": "kube-system",
+            "pod_selector": {"k8s-app": "kube-dns"},
+            "ip_blocks": [],
+            "ports": None,
+        },
+        "istiod": {
+            "namespace": "istio-system",
+            "pod_selector": {"app": "istiod"},
+            "ip_blocks": [],
+            "ports": None,
+        },
         "allow": [],
+        "label_namespaces": True,
     }
 
 
@@ -750,6 +769,9 @@ def test_concern_reads_only_its_keys() -> None:
     # A broken lockdown section does not block the routes concern, and vice versa.
     spec = _spec(lockdown={"namespaces": "oops"})
     assert set(normalize(spec, "routes")) == {
+        "name",
+        "adopt",
+        "trust_domain",
         "flavor",
         "cluster",
         "revision",

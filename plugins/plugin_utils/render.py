@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Render Kubernetes, Istio and Gloo Mesh objects and gateway Helm values.
 
-Input is the egress description (``_description.normalize`` validates it first); output is
+Input is the normalised egress description (``description.normalize``); output is
 plain data, deterministic for a given description so that re-applying it is idempotent.
 """
 
@@ -13,17 +13,16 @@ import copy
 import json
 from typing import Any
 
-from ansible_collections.meshguard.egress.plugins.module_utils._description import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
     format_problem,
     is_wildcard,
-    normalize,
-    normalize_gateway,
 )
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshguard.egress"
 COMPONENT_LABEL = "meshguard.io/component"
+OWNER_LABEL = "meshguard.io/description"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
@@ -31,6 +30,8 @@ ISTIO_SECURITY = "security.istio.io/v1"
 GLOO_NETWORKING = "networking.gloo.solo.io/v2"
 GLOO_SECURITY = "security.policy.gloo.solo.io/v2"
 K8S_NETWORKING = "networking.k8s.io/v1"
+ISTIO_TELEMETRY = "telemetry.istio.io/v1"
+ACCESS_LOG_TELEMETRY = "meshguard-egress-access-log"
 
 LOCKDOWN_POLICY = "meshguard-egress-lockdown"
 GATEWAY_INTERNET_POLICY = "meshguard-egress-gateway-internet"
@@ -350,10 +351,9 @@ def _render_istio_routes(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _render_routes(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    objects = [namespace_object(spec["services_namespace"], "routes")]
     if spec["flavor"] == "gloo":
-        return objects + _render_gloo_routes(spec)
-    return objects + _render_istio_routes(spec)
+        return _render_gloo_routes(spec)
+    return _render_istio_routes(spec)
 
 
 # --------------------------------------------------------------------------- access
@@ -455,22 +455,25 @@ def _ports(*pairs: tuple[int, str]) -> list[dict[str, Any]]:
     return [{"port": port, "protocol": protocol} for port, protocol in pairs]
 
 
+def _peer_rule(peer: dict[str, Any], default_ports: list[tuple[int, str]]) -> dict[str, Any]:
+    """One egress rule to a peer (DNS, istiod): its pods and any ipBlocks, on its ports."""
+    to = [_peer(peer["namespace"], peer["pod_selector"])]
+    to += [{"ipBlock": {"cidr": cidr}} for cidr in peer["ip_blocks"]]
+    ports = [(p["port"], p["protocol"]) for p in peer["ports"]] if peer["ports"] else default_ports
+    return {"to": to, "ports": _ports(*ports)}
+
+
 def _dns_and_istiod_rules(lockdown: dict[str, Any]) -> list[dict[str, Any]]:
-    dns, istiod = lockdown["dns"], lockdown["istiod"]
     return [
-        {
-            "to": [_peer(dns["namespace"], dns["pod_selector"])],
-            "ports": _ports((53, "UDP"), (53, "TCP")),
-        },
-        {
-            "to": [_peer(istiod["namespace"], istiod["pod_selector"])],
-            "ports": _ports(*((port, "TCP") for port in ISTIOD_PORTS)),
-        },
+        _peer_rule(lockdown["dns"], [(53, "UDP"), (53, "TCP")]),
+        _peer_rule(lockdown["istiod"], [(port, "TCP") for port in ISTIOD_PORTS]),
     ]
 
 
 def _allow_rule(entry: dict[str, Any]) -> dict[str, Any]:
-    rule: dict[str, Any] = {"to": [_peer(entry["namespace"], entry["pod_selector"])]}
+    to = [_peer(entry["namespace"], entry["pod_selector"])] if entry["namespace"] else []
+    to += [{"ipBlock": {"cidr": cidr}} for cidr in entry["ip_blocks"]]
+    rule: dict[str, Any] = {"to": to}
     if entry["ports"]:
         rule["ports"] = _ports(*((p["port"], p["protocol"]) for p in entry["ports"]))
     return rule
@@ -517,21 +520,40 @@ def _render_lockdown(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _render_gateway(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [namespace_object(spec["gateway"]["namespace"], "gateway")]
+    """Objects beside the Helm release: the access-log Telemetry when it is on."""
+    gateway = spec["gateway"]
+    if not gateway["access_log"]:
+        return []
+    telemetry = {
+        "selector": {"matchLabels": dict(gateway["selector"])},
+        "accessLogging": [{"providers": [{"name": "envoy"}]}],
+    }
+    return [
+        _object(
+            ISTIO_TELEMETRY,
+            "Telemetry",
+            ACCESS_LOG_TELEMETRY,
+            gateway["namespace"],
+            "gateway",
+            telemetry,
+        )
+    ]
 
 
 _RENDERERS = {
     "outbound_policy": _render_outbound_policy,
+    "gateway": _render_gateway,
     "routes": _render_routes,
     "access": _render_access,
     "lockdown": _render_lockdown,
-    "gateway": _render_gateway,
 }
 
 
-def render(spec: Any, concern: str) -> list[dict[str, Any]]:
-    """Validate ``spec`` for ``concern`` and render the objects that concern writes."""
-    return _RENDERERS[concern](normalize(spec, concern))
+def render(spec: dict[str, Any], concern: str) -> list[dict[str, Any]]:
+    """The objects ``concern`` writes for the normalised description ``spec``."""
+    if concern == "outbound_policy" and spec["outbound_policy"]["method"] != "sidecar":
+        return []
+    return _RENDERERS[concern](spec)
 
 
 # --------------------------------------------------------------------------- Helm values
@@ -561,16 +583,28 @@ def _pod_labels(gateway: dict[str, Any]) -> dict[str, str]:
     return dict(sorted(labels.items()))
 
 
-def gateway_values(gateway: Any) -> dict[str, Any]:
-    """Helm values for Istio's ``gateway`` chart from the description's ``gateway`` section."""
-    g = normalize_gateway(gateway)
+def gateway_values(g: dict[str, Any]) -> dict[str, Any]:
+    """Helm values for Istio's ``gateway`` chart from the normalised ``gateway`` section."""
+    node_selector = dict(g["node_selector"])
+    tolerations = copy.deepcopy(g["tolerations"])
+    if g["dedicated_nodes"]:
+        node_selector[g["node_label"]] = "true"
+        if g["taint_nodes"]:
+            tolerations.append(
+                {
+                    "key": g["node_label"],
+                    "operator": "Equal",
+                    "value": "true",
+                    "effect": "NoSchedule",
+                }
+            )
     values: dict[str, Any] = {
         "replicaCount": g["replicas"],
         "autoscaling": {"enabled": False},
         "labels": _pod_labels(g),
         "service": {"type": g["service_type"], "ports": copy.deepcopy(g["service_ports"])},
-        "nodeSelector": dict(g["node_selector"]),
-        "tolerations": copy.deepcopy(g["tolerations"]),
+        "nodeSelector": dict(sorted(node_selector.items())),
+        "tolerations": tolerations,
     }
     if g["revision"]:
         values["revision"] = g["revision"]

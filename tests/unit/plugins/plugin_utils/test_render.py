@@ -11,20 +11,32 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshguard.egress.plugins.module_utils._description import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils import render as rendering
+from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
+    normalize,
+    normalize_gateway,
 )
-from ansible_collections.meshguard.egress.plugins.module_utils._manifests import (
+from ansible_collections.meshguard.egress.plugins.plugin_utils.render import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     check_values,
     deep_merge,
-    gateway_values,
-    render,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def render(spec: Any, concern: str) -> list[dict[str, Any]]:
+    """Validate a raw description for one concern, then render that concern's objects."""
+    return rendering.render(normalize(spec, concern), concern)
+
+
+def gateway_values(gateway: Any) -> dict[str, Any]:
+    return rendering.gateway_values(normalize_gateway(gateway))
+
+
 ISTIO_FIXTURES = Path(
     os.environ.get("MESHGUARD_ISTIO_FIXTURES", ROOT.parent / "shared" / "fixtures" / "istio")
 )
@@ -105,7 +117,11 @@ def multi_service_spec(flavor: str) -> dict[str, Any]:
                 "ports": [{"number": 443, "protocol": "HTTPS", "name": "https"}],
                 "clients": [{"namespace": "bookinfo", "service_account": "bookinfo-productpage"}],
             },
-            {"host": "*.example.com", "ports": [{"number": 80, "protocol": "HTTP"}]},
+            {
+                # istio cannot route a wildcard through the gateway (refused, see below)
+                "host": "*.example.com" if flavor == "gloo" else "www.example.com",
+                "ports": [{"number": 80, "protocol": "HTTP"}],
+            },
             {
                 "host": "api.example.org",
                 "ports": [
@@ -218,7 +234,7 @@ def test_no_virtual_gateway_without_gateway_ports() -> None:
     spec["services"][0]["ports"] = [{"number": 443, "protocol": "TLS"}]
     spec["services"][0]["clients"] = None
     kinds = [o["kind"] for o in render(spec, "routes")]
-    assert kinds == ["Namespace", "ExternalService"]
+    assert kinds == ["ExternalService"]
 
 
 # ----------------------------------------------------------------------------- istio
@@ -230,7 +246,6 @@ def test_istio_routes_objects() -> None:
         (o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
         for o in objects
     ] == [
-        ("v1", "Namespace", None, "global"),
         ("networking.istio.io/v1", "Gateway", "istio-egress", "meshguard-egress"),
         ("networking.istio.io/v1", "DestinationRule", "istio-egress", "istio-egressgateway-mtls"),
         ("networking.istio.io/v1", "ServiceEntry", "global", "httpbin.org"),
@@ -295,12 +310,20 @@ def test_istio_routes_objects() -> None:
     }
 
 
-def test_istio_wildcard_service_entry_resolution_none() -> None:
+def test_istio_refuses_a_wildcard_host_with_the_reason() -> None:
+    spec = multi_service_spec("istio")
+    spec["services"][1]["host"] = "*.example.com"
+    with pytest.raises(DescriptionError) as err:
+        render(spec, "routes")
+    assert err.value.field == "services[1].host"
+    assert "cannot route a wildcard host" in str(err.value)
+
+
+def test_istio_service_entry_ports() -> None:
     by = _by_kind_name(render(multi_service_spec("istio"), "routes"))
-    entry = by[("ServiceEntry", "wildcard.example.com")]["spec"]
-    assert entry["resolution"] == "NONE"
-    assert entry["hosts"] == ["*.example.com"]
-    assert ("DestinationRule", "wildcard.example.com-tls") not in by
+    entry = by[("ServiceEntry", "www.example.com")]["spec"]
+    assert (entry["resolution"], entry["hosts"]) == ("DNS", ["www.example.com"])
+    assert ("DestinationRule", "www.example.com-tls") not in by
     api = by[("ServiceEntry", "api.example.org")]["spec"]["ports"]
     assert [p["number"] for p in api] == [5432, 8080, 8443]
 
@@ -327,7 +350,7 @@ def test_istio_authorization_policy() -> None:
                 ],
                 "to": [{"operation": {"hosts": ["httpbin.org", "httpbin.org:*"]}}],
             },
-            {"to": [{"operation": {"hosts": ["*.example.com", "*.example.com:*"]}}]},
+            {"to": [{"operation": {"hosts": ["www.example.com", "www.example.com:*"]}}]},
         ],
     }
 
@@ -383,16 +406,22 @@ def test_lockdown_network_policies() -> None:
     assert objects[3]["spec"]["egress"] == [dns, istiod]
 
 
-def test_gateway_concern_renders_gateway_namespace() -> None:
-    [namespace] = render({"gateway": {"namespace": "egress"}}, "gateway")
-    assert namespace["kind"] == "Namespace"
-    assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "egress"
+def test_gateway_concern_renders_the_access_log_telemetry_only_when_asked() -> None:
+    assert render({"gateway": {"namespace": "egress"}}, "gateway") == []
+    [telemetry] = render({"gateway": {"namespace": "egress", "access_log": True}}, "gateway")
+    assert (telemetry["kind"], telemetry["metadata"]["namespace"]) == ("Telemetry", "egress")
+    assert telemetry["spec"] == {
+        "selector": {"matchLabels": {"istio": "egressgateway"}},
+        "accessLogging": [{"providers": [{"name": "envoy"}]}],
+    }
 
 
 @pytest.mark.parametrize("flavor", ["gloo", "istio"])
 @pytest.mark.parametrize("concern", CONCERNS)
 def test_every_object_carries_managed_labels(flavor: str, concern: str) -> None:
-    objects = render(multi_service_spec(flavor), concern)
+    spec = multi_service_spec(flavor)
+    spec.setdefault("gateway", {})["access_log"] = True
+    objects = render(spec, concern)
     assert objects
     for obj in objects:
         labels = obj["metadata"]["labels"]
