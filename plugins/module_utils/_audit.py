@@ -37,6 +37,8 @@ INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "meshguard.egress"
+OWNER_LABEL = "meshguard.io/description"  # which description owns an object (the plan sets it)
 SIDECAR_CONTAINER = "istio-proxy"
 SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status"
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
@@ -1527,6 +1529,24 @@ def drift_findings(
                 )
             )
     return findings
+
+
+def owned_objects(
+    inventory: dict[str, list[dict[str, Any]]], expected: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Objects of the planned kinds that carry the managed-by label and, when the plan names
+    its owner (``meshguard.io/description``), that owner: another description's objects
+    are not this plan's drift."""
+    kinds = {str(o.get("kind")) for o in expected}
+    owners = {_labels(o).get(OWNER_LABEL) for o in expected} - {None}
+    return [
+        obj
+        for kind, objects in inventory.items()
+        if kind in kinds
+        for obj in objects
+        if _labels(obj).get(MANAGED_BY_LABEL) == MANAGED_BY
+        and (not owners or _labels(obj).get(OWNER_LABEL) in owners)
+    ]
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:

@@ -71,7 +71,8 @@ options:
     description:
       - Objects a description plans (for example the objects of C(meshguard.egress.egress_plan)).
         When given, planned objects that are absent (C(drift.missing)) or differ in a planned
-        field (C(drift.changed)), and objects labelled C(app.kubernetes.io/managed-by) that
+        field (C(drift.changed)), and objects labelled C(app.kubernetes.io/managed-by) (and
+        with the plan's owner C(meshguard.io/description), when the plan names one) that
         the plan does not list (C(drift.unplanned)), are findings. Without it the drift
         checks are skipped.
     type: list
@@ -120,10 +121,15 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     var: audit.table
 
-- name: Gloo Mesh workload cluster, drift against a plan
+- name: Plan the inventory's egress description
+  meshguard.egress.egress_plan:
+    verify: false
+  register: egress
+
+- name: Gloo Mesh workload cluster, drift against the plan
   meshguard.egress.egress_audit:
     cluster: cluster-1
-    expected_objects: "{{ plan.objects }}"
+    expected_objects: "{{ egress.plan.objects }}"
 """
 
 RETURN = r"""
@@ -203,13 +209,13 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import ( 
 
 from ansible_collections.meshguard.egress.plugins.module_utils._audit import (  # noqa: E402
     KINDS,
-    MANAGED_BY_LABEL,
     SEVERITIES,
     at_or_above,
     audit,
     check_results,
     drift_findings,
     incomplete_finding,
+    owned_objects,
     sort_findings,
     summarize,
     table,
@@ -320,17 +326,6 @@ def _live_lookup(client: Any) -> Any:
     return live
 
 
-def _owned(inventory: dict[str, list], planned_kinds: set[str]) -> list[dict[str, Any]]:
-    return [
-        obj
-        for kind, objects in inventory.items()
-        if kind in planned_kinds
-        for obj in objects
-        if ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL)
-        == "meshguard.egress"
-    ]
-
-
 def junit_cases(results: list[dict[str, Any]], suite: str) -> list[dict[str, Any]]:
     cases = []
     for result in results:
@@ -388,8 +383,8 @@ def main() -> None:
     if expected is None:
         skipped = {c: "no expected_objects (plan) given" for c in DRIFT_CHECKS}
     else:
-        kinds = {str(o.get("kind")) for o in expected}
-        findings += drift_findings(expected, _live_lookup(client), _owned(inventory, kinds))
+        owned = owned_objects(inventory, expected)
+        findings += drift_findings(expected, _live_lookup(client), owned)
     findings = sort_findings(findings)
     summary = summarize(findings)
     lines = table(findings)

@@ -674,13 +674,17 @@ def converged_env(kubeconfig: str, gateway_chart: dict[str, str]) -> dict[str, s
     return _env(kubeconfig, gateway_chart)
 
 
-def ansible_playbook(env: dict[str, str], playbook: str, *args: str) -> str:
+def ansible_playbook(env: dict[str, str], playbook: str, *args: str, ok: bool = True) -> str:
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "playbooks/inventory/example", playbook]
     proc = subprocess.run(
         [*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
     )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert (proc.returncode == 0) == ok, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc.stdout
+
+
+def junit_cases_of(path: Path) -> dict[str, Any]:
+    return {c.get("name").split(":")[0]: c for c in ET.parse(path).getroot().iter("testcase")}
 
 
 @pytest.mark.parametrize("flavor", ["gloo", "istio"])
@@ -695,39 +699,57 @@ def test_converged_example_reports_nothing_at_or_above_warning(
     wait_namespaces_gone(k8s, terminating)  # other tests' namespaces, still being emptied
     ansible_playbook(converged_env, "molecule/shared/prepare.yml")
     seeded: list[str] = []
-    flavor_args = ("-e", f"egress_flavor={flavor}")
+    args = ("-e", "@hack/embedded-vars.yml", "-e", f"egress_flavor={flavor}")
+    junit = tmp_path / "audit.xml"
+    audit_args = (*args, "-e", "audit_fail_on=warning", "-e", f"audit_junit_path={junit}")
     try:
-        ansible_playbook(
-            converged_env, "playbooks/site.yml", "-e", "@hack/embedded-vars.yml", *flavor_args
-        )
         seeded = seed_real_mesh(k8s)
-        junit = tmp_path / "audit.xml"
-        out = ansible_playbook(
-            converged_env,
-            "playbooks/audit.yml",
-            "-e",
-            "audit_fail_on=warning",
-            "-e",
-            f"audit_junit_path={junit}",
-        )
+        ansible_playbook(converged_env, "playbooks/site.yml", *args)
+        out = ansible_playbook(converged_env, "playbooks/audit.yml", *audit_args)
         assert "egress audit: " in out and "0 critical, 0 error, 0 warning" in out, out[-3000:]
-        suite = ET.parse(junit).getroot().find("testsuite")
-        assert suite.get("failures") == "0"
+        cases = junit_cases_of(junit)
+        assert [n for n, c in cases.items() if c.find("failure") is not None] == []
+        # the drift checks ran against the description's plan
+        assert cases["drift.changed"].find("skipped") is None
         result = run_audit(kubeconfig, cluster="cluster-1")
         assert [f for f in result["findings"] if f["severity"] != "info"] == [], result["table"]
         assert found(result, "outbound.mesh_config_allow_any")
+
+        # drift: the access log Telemetry deleted, an owned NetworkPolicy changed by hand
+        telemetry = k8s.resources.get(api_version="telemetry.istio.io/v1", kind="Telemetry")
+        (log,) = telemetry.get(namespace="istio-egress").items
+        telemetry.delete(name=log.metadata.name, namespace="istio-egress")
+        policies = k8s.resources.get(api_version="networking.k8s.io/v1", kind="NetworkPolicy")
+        policies.patch(
+            name="meshguard-egress-lockdown",
+            namespace="bookinfo",
+            body={"spec": {"egress": [{}]}},
+            content_type="application/merge-patch+json",
+        )
+        out = ansible_playbook(converged_env, "playbooks/audit.yml", *audit_args, ok=False)
+        cases = junit_cases_of(junit)
+        failing = sorted(n for n, c in cases.items() if c.find("failure") is not None)
+        expected = ["drift.changed", "drift.missing", "lockdown.egress_open"]
+        expected.append("observability.access_log_off")
+        if flavor == "istio":  # port 443 of the ServiceEntry: bookinfo can now reach it directly
+            expected.append("routing.port_direct")
+        assert failing == sorted(expected), out[-4000:]
+        assert f"Telemetry/istio-egress/{log.metadata.name}" in cases["drift.missing"].find(
+            "failure"
+        ).get("message")
+        assert "NetworkPolicy/bookinfo/meshguard-egress-lockdown" in cases["drift.changed"].find(
+            "failure"
+        ).get("message")
     finally:
         unseed_real_mesh(k8s, seeded)
-        ansible_playbook(
-            converged_env, "playbooks/teardown.yml", "-e", "@hack/embedded-vars.yml", *flavor_args
-        )
+        ansible_playbook(converged_env, "playbooks/teardown.yml", *args)
 
 
 def seed_real_mesh(k8s: Any) -> list[str]:
-    """What a real mesh has and prepare.yml does not: istiod's mesh ConfigMap (revision main,
-    the gateway access log on, as the procedure's verification step assumes) and the bookinfo
-    namespace joined to the mesh."""
-    mesh = {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON"}
+    """What a real mesh has and prepare.yml does not: istiod's mesh ConfigMap (revision main;
+    Istio's defaults: ALLOW_ANY, no access log file, the gateway's log comes from the
+    description's Telemetry) and the bookinfo namespace joined to the mesh."""
+    mesh = {"rootNamespace": "istio-system", "defaultConfig": {"discoveryAddress": "istiod"}}
     cm_api = k8s.resources.get(api_version="v1", kind="ConfigMap")
     cm_api.create(
         namespace="istio-system",

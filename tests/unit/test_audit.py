@@ -1119,3 +1119,24 @@ def test_docs_list_every_check_with_its_fix() -> None:
         assert f'<a id="{anchor}"></a>`{check.id}`' in guide, check.id
         assert check.fix in guide, check.id
         assert f"[`{check.id}`](audit.md#{anchor})" in troubleshooting, check.id
+
+
+def test_owned_objects_are_those_of_the_plans_owner() -> None:
+    def owned(name: str, owner: str | None) -> dict[str, Any]:
+        labels = {"app.kubernetes.io/managed-by": "meshguard.egress"}
+        if owner:
+            labels["meshguard.io/description"] = owner
+        return obj("NetworkPolicy", name, "bookinfo", {}, labels=labels)
+
+    inventory = {
+        "NetworkPolicy": [owned("mine", "egress"), owned("theirs", "other"), owned("old", None)],
+        "Sidecar": [{**owned("sc", "egress"), "kind": "Sidecar"}],
+    }
+    plan = [owned("mine", "egress")]
+    assert [_audit._name(o) for o in _audit.owned_objects(inventory, plan)] == ["mine"]
+    unnamed = [owned("mine", None)]
+    assert [_audit._name(o) for o in _audit.owned_objects(inventory, unnamed)] == [
+        "mine",
+        "theirs",
+        "old",
+    ]
