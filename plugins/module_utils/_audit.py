@@ -1566,15 +1566,31 @@ def _subset_diff(want: Any, have: Any, path: str) -> list[str]:
                 diffs += _subset_diff(value, have[key], sub)
         return diffs
     if isinstance(want, list):
-        if not isinstance(have, list) or len(want) != len(have):
-            return [f"{path}: planned {want!r}, found {have!r}"]
+        if not isinstance(have, list):
+            return [f"{path}: planned a list, found {_short(have)}"]
+        if len(want) != len(have):
+            absent = [w for w in want if not any(not _subset_diff(w, h, "") for h in have)]
+            extra = [h for h in have if not any(not _subset_diff(w, h, "") for w in want)]
+            text = f"{path}: planned {len(want)} items, found {len(have)}"
+            if absent:
+                text += "; missing " + ", ".join(_short(w) for w in absent[:2])
+            if extra:
+                text += "; not planned " + ", ".join(_short(h) for h in extra[:2])
+            return [text]
         diffs = []
         for index, (w, h) in enumerate(zip(want, have)):
             diffs += _subset_diff(w, h, f"{path}[{index}]")
         return diffs
     if want != have:
-        return [f"{path}: planned {want!r}, found {have!r}"]
+        return [f"{path}: planned {_short(want)}, found {_short(have)}"]
     return []
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    import json
+
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- entry points

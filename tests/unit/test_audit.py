@@ -1032,7 +1032,7 @@ def test_drift_missing_changed_unplanned() -> None:
         ("drift.unplanned", "warning", ["Sidecar/bookinfo/stray"]),
     ]
     assert (
-        "spec.outboundTrafficPolicy.mode: planned 'REGISTRY_ONLY', found 'ALLOW_ANY'"
+        'spec.outboundTrafficPolicy.mode: planned "REGISTRY_ONLY", found "ALLOW_ANY"'
         in (findings[0]["message"])
     )
 
@@ -1140,3 +1140,14 @@ def test_owned_objects_are_those_of_the_plans_owner() -> None:
         "theirs",
         "old",
     ]
+
+
+def test_drift_of_a_list_names_the_missing_items() -> None:
+    rule_dns = {"to": [{"podSelector": {}}], "ports": [{"port": 53, "protocol": "UDP"}]}
+    rule_pods = {"to": [{"podSelector": {}}]}
+    planned = obj("NetworkPolicy", "p", "ns", {"egress": [rule_dns, rule_pods]})
+    live = obj("NetworkPolicy", "p", "ns", {"egress": [{**rule_pods, "extra": 1}]})
+    (finding,) = _audit.drift_findings([planned], lambda o: live)
+    assert "spec.egress: planned 2 items, found 1; missing {" in finding.message
+    assert '"port": 53' in finding.message
+    assert "not planned" not in finding.message  # the live rule matches a planned one
