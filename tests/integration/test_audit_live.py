@@ -748,41 +748,53 @@ def test_converged_example_reports_nothing_at_or_above_warning(
 def seed_real_mesh(k8s: Any) -> list[str]:
     """What a real mesh has and prepare.yml does not: istiod's mesh ConfigMap (revision main;
     Istio's defaults: ALLOW_ANY, no access log file, the gateway's log comes from the
-    description's Telemetry) and the bookinfo namespace joined to the mesh."""
-    mesh = {"rootNamespace": "istio-system", "defaultConfig": {"discoveryAddress": "istiod"}}
-    cm_api = k8s.resources.get(api_version="v1", kind="ConfigMap")
-    cm_api.create(
-        namespace="istio-system",
-        body={
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "istio-main", "namespace": "istio-system"},
-            "data": {"mesh": yaml.safe_dump(mesh)},
-        },
-    )
-    ns_api = k8s.resources.get(api_version="v1", kind="Namespace")
-    ns_api.patch(
-        name="bookinfo",
-        body={"metadata": {"labels": {"istio.io/rev": "main"}}},
-        content_type="application/merge-patch+json",
-    )
-    return ["istio-main"]
-
-
-def unseed_real_mesh(k8s: Any, seeded: list[str]) -> None:
+    description's Telemetry) and the bookinfo namespace joined to the mesh. Only what is not
+    there yet is added (on a real cluster, its own mesh stays as it is); returns what was."""
     from kubernetes.dynamic.exceptions import NotFoundError
 
+    added = []
+    mesh = {"rootNamespace": "istio-system", "defaultConfig": {"discoveryAddress": "istiod"}}
     cm_api = k8s.resources.get(api_version="v1", kind="ConfigMap")
-    for name in seeded:
-        with contextlib.suppress(NotFoundError):
-            cm_api.delete(name=name, namespace="istio-system")
+    try:
+        cm_api.get(name="istio-main", namespace="istio-system")
+    except NotFoundError:
+        cm_api.create(
+            namespace="istio-system",
+            body={
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "istio-main", "namespace": "istio-system"},
+                "data": {"mesh": yaml.safe_dump(mesh)},
+            },
+        )
+        added.append("configmap")
     ns_api = k8s.resources.get(api_version="v1", kind="Namespace")
-    with contextlib.suppress(NotFoundError):
+    labels = ns_api.get(name="bookinfo").metadata.labels or {}
+    if "istio.io/rev" not in labels and "istio-injection" not in labels:
         ns_api.patch(
             name="bookinfo",
-            body={"metadata": {"labels": {"istio.io/rev": None}}},
+            body={"metadata": {"labels": {"istio.io/rev": "main"}}},
             content_type="application/merge-patch+json",
         )
+        added.append("label")
+    return added
+
+
+def unseed_real_mesh(k8s: Any, added: list[str]) -> None:
+    from kubernetes.dynamic.exceptions import NotFoundError
+
+    if "configmap" in added:
+        with contextlib.suppress(NotFoundError):
+            k8s.resources.get(api_version="v1", kind="ConfigMap").delete(
+                name="istio-main", namespace="istio-system"
+            )
+    if "label" in added:
+        with contextlib.suppress(NotFoundError):
+            k8s.resources.get(api_version="v1", kind="Namespace").patch(
+                name="bookinfo",
+                body={"metadata": {"labels": {"istio.io/rev": None}}},
+                content_type="application/merge-patch+json",
+            )
 
 
 def test_kinds_whose_crd_is_not_installed_are_skipped(
