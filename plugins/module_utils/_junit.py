@@ -1,7 +1,7 @@
 # Copyright: meshguard.egress contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""JUnit XML for probe results (read by AWX, Jenkins, GitLab CI)."""
+"""JUnit XML reports (read by AWX, Jenkins, GitLab CI): probe results and generic cases."""
 
 from __future__ import annotations
 
@@ -47,14 +47,14 @@ def _testcase(result: dict[str, Any], suite: str) -> ET.Element:
     return case
 
 
-def junit_xml(results: list[dict[str, Any]], suite: str = "meshguard.egress.verify") -> str:
-    """A JUnit ``<testsuites>`` document with one testcase per probe result."""
-    failures = sum(1 for r in results if not r["held"])
-    total_time = sum(float(r.get("time") or 0) for r in results)
+def _document(cases: list[ET.Element], suite: str) -> str:
+    failures = sum(1 for c in cases if c.find("failure") is not None)
+    skipped = sum(1 for c in cases if c.find("skipped") is not None)
+    total_time = sum(float(c.get("time") or 0) for c in cases)
     root = ET.Element(
         "testsuites",
         name=suite,
-        tests=str(len(results)),
+        tests=str(len(cases)),
         failures=str(failures),
         errors="0",
         time=f"{total_time:.3f}",
@@ -63,29 +63,70 @@ def junit_xml(results: list[dict[str, Any]], suite: str = "meshguard.egress.veri
         root,
         "testsuite",
         name=suite,
-        tests=str(len(results)),
+        tests=str(len(cases)),
         failures=str(failures),
         errors="0",
-        skipped="0",
+        skipped=str(skipped),
         time=f"{total_time:.3f}",
     )
-    for result in results:
-        suite_el.append(_testcase(result, suite))
+    suite_el.extend(cases)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: str, results: list[dict[str, Any]], suite: str) -> None:
+def junit_xml(results: list[dict[str, Any]], suite: str = "meshguard.egress.verify") -> str:
+    """A JUnit ``<testsuites>`` document with one testcase per probe result."""
+    return _document([_testcase(result, suite) for result in results], suite)
+
+
+def _generic_testcase(case: dict[str, Any]) -> ET.Element:
+    element = ET.Element(
+        "testcase",
+        name=case["name"],
+        classname=case["classname"],
+        time=f"{float(case.get('time') or 0):.3f}",
+    )
+    failure = case.get("failure")
+    if failure:
+        failed = ET.SubElement(
+            element, "failure", message=failure["message"], type=failure.get("type", "failure")
+        )
+        failed.text = failure.get("text", "")
+    elif case.get("skipped"):
+        ET.SubElement(element, "skipped", message=case["skipped"])
+    if case.get("system_out"):
+        out = ET.SubElement(element, "system-out")
+        out.text = case["system_out"]
+    return element
+
+
+def junit_cases_xml(cases: list[dict[str, Any]], suite: str) -> str:
+    """A JUnit document from generic cases: ``name``, ``classname``, optional ``time``,
+    ``failure`` (``message``, ``type``, ``text``), ``skipped`` (reason) and ``system_out``."""
+    return _document([_generic_testcase(case) for case in cases], suite)
+
+
+def _write_atomically(path: str, text: str) -> None:
     """Write the report atomically (a reader never sees half a file)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".junit-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(junit_xml(results, suite))
+            handle.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_junit_cases(path: str, cases: list[dict[str, Any]], suite: str) -> None:
+    """Write a report of generic cases (see :func:`junit_cases_xml`) atomically."""
+    _write_atomically(path, junit_cases_xml(cases, suite))
+
+
+def write_junit(path: str, results: list[dict[str, Any]], suite: str) -> None:
+    """Write the probe report atomically (a reader never sees half a file)."""
+    _write_atomically(path, junit_xml(results, suite))

@@ -43,3 +43,31 @@ def test_one_testcase_per_probe_with_failures(tmp_path: Path) -> None:
 
 def test_escapes_markup() -> None:
     assert "&lt;&amp;&gt;" in junit_xml([result("a", True)])
+
+
+def test_generic_cases_pass_fail_and_skip(tmp_path: Path) -> None:
+    from ansible_collections.meshguard.egress.plugins.module_utils._junit import (
+        write_junit_cases,
+    )
+
+    cases = [
+        {"name": "a.ok", "classname": "s.a", "system_out": "no findings"},
+        {
+            "name": "a.bad",
+            "classname": "s.a",
+            "failure": {"message": "m <&>", "type": "error", "text": "t"},
+            "system_out": "error: m",
+        },
+        {"name": "d.skip", "classname": "s.d", "skipped": "no plan"},
+    ]
+    path = tmp_path / "out" / "audit.xml"
+    write_junit_cases(str(path), cases, "s")
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    by_name = {c.get("name"): c for c in suite.iter("testcase")}
+    assert by_name["a.bad"].find("failure").get("message") == "m <&>"
+    assert by_name["a.bad"].find("failure").get("type") == "error"
+    assert by_name["d.skip"].find("skipped").get("message") == "no plan"
+    assert by_name["a.ok"].find("failure") is None
+    assert by_name["a.ok"].find("system-out").text == "no findings"
