@@ -45,9 +45,8 @@ def gateway_chart(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def run_playbook(
-    kubeconfig: str, gateway_chart: dict[str, str], tmp_path: Path
+def playbook_runner(
+    kubeconfig: str, gateway_chart: dict[str, str], workdir: Path
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run a playbook of the project with the example inventory on the test cluster.
 
@@ -61,7 +60,7 @@ def run_playbook(
         *args: str,
         kubeconfig_path: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        vars_file = tmp_path / "extra-vars.json"
+        vars_file = workdir / "extra-vars.json"
         vars_file.write_text(json.dumps(extra_vars or {}))
         env = dict(
             os.environ,
@@ -89,3 +88,19 @@ def run_playbook(
         return proc
 
     return run
+
+
+@pytest.fixture
+def run_playbook(
+    kubeconfig: str, gateway_chart: dict[str, str], tmp_path: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``playbook_runner`` for one test."""
+    return playbook_runner(kubeconfig, gateway_chart, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def run_playbook_module(
+    kubeconfig: str, gateway_chart: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``playbook_runner`` for module-scoped fixtures."""
+    return playbook_runner(kubeconfig, gateway_chart, tmp_path_factory.mktemp("playbooks"))
