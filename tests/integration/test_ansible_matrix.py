@@ -156,8 +156,8 @@ def test_site_and_teardown_on_each_ansible_core(
     run("molecule/shared/prepare.yml")
     try:
         run("playbooks/site.yml", *description)
-        written = {kind for kind, _ in _managed(k8s, kinds)}
-        assert written == {kind for _, kind in kinds}, written
+        written = {kind for kind, _name in _managed(k8s, kinds)}
+        assert written == {kind for _api_version, kind in kinds}, written
     finally:
         run("playbooks/teardown.yml", *description)
     leftovers = _managed(k8s, kinds + FLAVOR_KINDS["gloo" if flavor == "istio" else "istio"])

@@ -205,7 +205,7 @@ def test_kubernetes_core_k8s_group_alone_sends_helm_elsewhere(
 ) -> None:
     """The control: what docs/guide.md used to show. k8s_info gets the cluster, helm does not."""
     chart = gateway_chart["MESHGUARD_GATEWAY_CHART"]
-    install, info, services, taint, access_log, _ = _run(
+    install, info, services, taint, access_log, _remove = _run(
         tmp_path, decoy_home, "group/kubernetes.core.k8s", kubeconfig, chart, namespace, node
     )
     assert not services.get("failed"), services.get("msg")
