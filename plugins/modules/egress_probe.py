@@ -26,7 +26,7 @@ description:
 author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+  - meshguard.egress.k8s_auth
   - meshguard.egress.attributes
   - meshguard.egress.attributes.read_only
 options:
@@ -283,15 +283,15 @@ import copy  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (  # noqa: E402
-    AUTH_ARG_SPEC,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (  # noqa: E402
-    AnsibleK8SModule,
-)
 
 from ansible_collections.meshguard.egress.plugins.module_utils._junit import (  # noqa: E402
     write_junit,
+)
+from ansible_collections.meshguard.egress.plugins.module_utils._k8s_auth import (  # noqa: E402
+    AUTH_ARG_SPEC,
+    AuthError,
+    api_client,
+    auth_options,
 )
 from ansible_collections.meshguard.egress.plugins.module_utils._probe import (  # noqa: E402
     CONTROLLER,
@@ -395,21 +395,28 @@ def build_probes(params: list[dict[str, Any]]) -> tuple[list[Probe], dict[str, A
 
 def _pod_runners(module: Any, sources: dict[str, Any]) -> dict[str, Runner | str]:
     """An exec runner per pod source, or the error that prevents one."""
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-        get_api_client,
-    )
-
     from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import (
         PodSourceError,
+        _api_error,
         prepare_source,
     )
+    from ansible_collections.meshguard.egress.plugins.module_utils._requirements import (
+        MissingLibrary,
+        require,
+    )
 
-    module.requires("kubernetes")
+    try:
+        require("kubernetes", "to probe from pods (the Kubernetes exec API)")
+    except MissingLibrary as exc:
+        module.fail_json(msg=str(exc))
     from kubernetes.client import CoreV1Api, VersionApi
     from kubernetes.stream import stream
 
-    api_client = get_api_client(module).client.client
-    core, version = CoreV1Api(api_client), VersionApi(api_client)
+    try:
+        client = api_client(auth_options(module.params))
+    except AuthError as exc:
+        module.fail_json(msg=f"Kubernetes connection options: {exc}")
+    core, version = CoreV1Api(client), VersionApi(client)
     runners: dict[str, Runner | str] = {}
     for key, source in sources.items():
         try:
@@ -418,6 +425,8 @@ def _pod_runners(module: Any, sources: dict[str, Any]) -> dict[str, Runner | str
             )
         except PodSourceError as exc:
             runners[key] = str(exc)
+        except Exception as exc:  # API errors (403, TLS, connection) become this source's error
+            runners[key] = f"Kubernetes API: {_api_error(exc)}"
     return runners
 
 
@@ -442,13 +451,7 @@ def run_probes(module: Any, probes: list[Probe], sources: dict[str, Any]) -> lis
 
 
 def main() -> None:
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule,
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        check_k8s=False,
-        check_pyyaml=False,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     probes, sources = build_probes(module.params["probes"])
     results = run_probes(module, probes, sources)
     summary = summarize(results)

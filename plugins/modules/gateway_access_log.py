@@ -22,7 +22,7 @@ description:
 author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+  - meshguard.egress.k8s_auth
   - meshguard.egress.attributes
   - meshguard.egress.attributes.read_only
 options:
@@ -207,17 +207,17 @@ import copy  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (  # noqa: E402
-    AUTH_ARG_SPEC,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (  # noqa: E402
-    AnsibleK8SModule,
-)
 
 from ansible_collections.meshguard.egress.plugins.module_utils._access_log import (  # noqa: E402
     parse_log,
     parse_time,
     select,
+)
+from ansible_collections.meshguard.egress.plugins.module_utils._k8s_auth import (  # noqa: E402
+    AUTH_ARG_SPEC,
+    AuthError,
+    api_client,
+    auth_options,
 )
 
 FILTER_SPEC = {
@@ -257,15 +257,22 @@ def _since_seconds(params: dict[str, Any], since: Any) -> int | None:
 
 def read_pod_logs(module: Any, since: Any) -> list[tuple[str, str]]:
     """(pod name, log text) for every gateway pod."""
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-        get_api_client,
+    from ansible_collections.meshguard.egress.plugins.module_utils._requirements import (
+        MissingLibrary,
+        require,
     )
 
-    module.requires("kubernetes")
+    try:
+        require("kubernetes", "to read the gateway pods' logs (without path or text)")
+    except MissingLibrary as exc:
+        module.fail_json(msg=str(exc))
     from kubernetes.client import CoreV1Api
 
     params = module.params
-    core = CoreV1Api(get_api_client(module).client.client)
+    try:
+        core = CoreV1Api(api_client(auth_options(params)))
+    except AuthError as exc:
+        module.fail_json(msg=f"Kubernetes connection options: {exc}")
     pods = core.list_namespaced_pod(params["namespace"], label_selector=params["label_selector"])
     kwargs = {"container": params["container"]}
     since_seconds = _since_seconds(params, since)
@@ -303,13 +310,10 @@ def parse_all(logs: list[tuple[str | None, str]]) -> tuple[list[dict[str, Any]],
 
 
 def main() -> None:
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule,
+    module = AnsibleModule(
         argument_spec=argument_spec(),
         mutually_exclusive=[["path", "text"]],
         supports_check_mode=True,
-        check_k8s=False,
-        check_pyyaml=False,
     )
     params = module.params
     since = parse_time(params["since_time"]) if params["since_time"] else None

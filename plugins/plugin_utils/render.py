@@ -13,6 +13,10 @@ import copy
 import json
 from typing import Any
 
+from ansible_collections.meshguard.egress.plugins.module_utils._requirements import (
+    MissingLibrary,
+    require,
+)
 from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
     format_problem,
@@ -628,7 +632,12 @@ def _schema_validator(schema: dict[str, Any]) -> Any:
     """Helm evaluates chart schemas whose ``$schema`` it does not know (Istio's charts say
     ``http://json-schema.org/schema#``) with draft-07 rules, where ``$ref`` replaces its
     siblings; pick a known draft when the schema names one, else Draft 7 like Helm."""
-    import jsonschema
+    try:
+        jsonschema = require(
+            "jsonschema", "to check the gateway chart values against the chart's values.schema.json"
+        )
+    except MissingLibrary as exc:
+        raise DescriptionError(str(exc), "gateway.values_schema", None) from exc
 
     drafts = (
         jsonschema.Draft4Validator,
