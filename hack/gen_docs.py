@@ -65,7 +65,8 @@ def _option(item: Field) -> dict[str, Any]:
     elif item.type == "list" and item.fields:
         option["elements"] = "dict"
     if item.default is REQUIRED:
-        option["required"] = True
+        # not required here: the plan's own validation names what is missing, with its path
+        option["description"] = "Required. " + text
     elif item.default is not None:
         option["default"] = item.default
     if item.choices:

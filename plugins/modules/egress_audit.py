@@ -30,7 +30,7 @@ description:
 author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+  - meshguard.egress.k8s_auth
   - meshguard.egress.attributes
   - meshguard.egress.attributes.read_only
 options:
@@ -200,12 +200,6 @@ import copy  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (  # noqa: E402
-    AUTH_ARG_SPEC,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (  # noqa: E402
-    AnsibleK8SModule,
-)
 
 from ansible_collections.meshguard.egress.plugins.module_utils._audit import (  # noqa: E402
     KINDS,
@@ -222,6 +216,11 @@ from ansible_collections.meshguard.egress.plugins.module_utils._audit import (  
 )
 from ansible_collections.meshguard.egress.plugins.module_utils._junit import (  # noqa: E402
     write_junit_cases,
+)
+from ansible_collections.meshguard.egress.plugins.module_utils._k8s_auth import (  # noqa: E402
+    AUTH_ARG_SPEC,
+    api_client,
+    auth_options,
 )
 
 CHECK_KEYS = ("id", "title", "failed", "skipped", "findings")
@@ -248,18 +247,17 @@ def argument_spec() -> dict[str, Any]:
 
 
 def dynamic_client(module: Any) -> Any:
-    """The cluster's dynamic client from the module's connection options.
-
-    The one place that knows how the module authenticates (kubernetes.core's
-    ``k8s_auth_options``, as egress_probe does), so that it can move to the collection's own
-    auth helper without touching the rest.
-    """
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-        get_api_client,
+    """The cluster's dynamic client from the module's connection options (blank = unset)."""
+    from ansible_collections.meshguard.egress.plugins.module_utils._requirements import (
+        MissingLibrary,
+        require,
     )
 
-    module.requires("kubernetes")
-    return get_api_client(module).client
+    try:
+        dynamic = require("kubernetes.dynamic", "to read the cluster's egress configuration")
+    except MissingLibrary as exc:
+        module.fail_json(msg=str(exc))
+    return dynamic.DynamicClient(api_client(auth_options(module.params)))
 
 
 def _api_version(group: str, version: str) -> str:
@@ -351,13 +349,7 @@ def junit_cases(results: list[dict[str, Any]], suite: str) -> list[dict[str, Any
 
 
 def main() -> None:
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule,
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        check_k8s=False,
-        check_pyyaml=False,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     try:
         client = dynamic_client(module)

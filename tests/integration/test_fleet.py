@@ -108,7 +108,9 @@ def test_two_clusters_with_their_own_descriptions_in_one_run(
     converged = run_fleet("playbooks/site.yml", inventory, gateway_chart)
     assert converged.returncode == 0, converged.stdout[-4000:]
     # the example's localhost only runs the inventory check; egress_hosts=fleet picks the clusters
-    assert "localhost                  : ok=0    changed=0" in converged.stdout.split("PLAY RECAP")[1]
+    assert (
+        "localhost                  : ok=0    changed=0" in converged.stdout.split("PLAY RECAP")[1]
+    )
     a, b = owned(kubeconfig, "fleet-a"), owned(second_cluster.kubeconfig, "fleet-b")
     assert ("ExternalService", "global", "httpbin.org") in a
     assert ("ServiceEntry", "global", "httpbin.org") in b
