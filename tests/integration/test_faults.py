@@ -7,6 +7,7 @@ Drift repair (objects deleted or edited out of band) is in test_site_playbook.py
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -60,6 +61,20 @@ def helm_releases(kubeconfig: str) -> list[dict[str, Any]]:
     return json.loads(listed.stdout)
 
 
+RECOVERY_TASK = "Remove a first install that an interrupted run left pending"
+
+
+def task_outcomes(stdout: str, task: str) -> list[str]:
+    """Per-host results (``ok``, ``changed``, ``skipping``, ``fatal``...) of the tasks whose
+    name ends with ``task`` in a default-callback run log."""
+    outcomes = []
+    for block in re.split(r"^TASK \[", stdout, flags=re.MULTILINE)[1:]:
+        title, _sep, body = block.partition("\n")
+        if title.split("]")[0].endswith(task):
+            outcomes += re.findall(r"^(ok|changed|skipping|fatal|failed): \[", body, re.MULTILINE)
+    return outcomes
+
+
 def when(condition: Callable[[], bool], action: Callable[[], None]) -> threading.Thread:
     """Run ``action`` in a thread as soon as ``condition`` holds (polled every 50 ms)."""
 
@@ -105,8 +120,15 @@ def test_api_server_dying_during_the_gateway_install_then_a_rerun_converges(
     ]
 
     control_plane.start_apiserver()
+    # the crash left the first install pending (Helm was waiting for the gateway pods)...
+    assert [(r["name"], r["status"]) for r in helm_releases(kubeconfig)] == [
+        (RELEASE, "pending-install")
+    ]
+    assert task_outcomes(interrupted.stdout, RECOVERY_TASK) == ["skipping"]
     rerun = run_playbook("playbooks/site.yml", kubeconfig_path=kubeconfig)
     assert rerun.returncode == 0, rerun.stdout[-4000:]
+    # ...and the re-run converged through the recovery path: it removed that release first
+    assert task_outcomes(rerun.stdout, RECOVERY_TASK) == ["changed"], rerun.stdout[-4000:]
     assert [(r["name"], r["status"]) for r in helm_releases(kubeconfig)] == [(RELEASE, "deployed")]
     services = dynamic_client(kubeconfig).resources.get(
         api_version="networking.gloo.solo.io/v2", kind="ExternalService"
@@ -124,6 +146,9 @@ def test_a_failed_gateway_install_leaves_no_release(control_plane: Any, run_play
 
     assert proc.returncode != 0
     assert 'Unsupported value: "Bogus"' in proc.stdout, proc.stdout[-3000:]
+    # Helm's --atomic removed the failed release (not the pending-install recovery)
+    assert "has been uninstalled due to atomic being set" in proc.stdout, proc.stdout[-3000:]
+    assert task_outcomes(proc.stdout, RECOVERY_TASK) == ["skipping"]
     assert helm_releases(control_plane.kubeconfig) == []
     core = dynamic_client(control_plane.kubeconfig)
     for kind in ("ServiceAccount", "Service", "Role", "RoleBinding"):

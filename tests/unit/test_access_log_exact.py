@@ -186,6 +186,7 @@ def test_filter_on_records_missing_fields() -> None:
     assert al.matches(bare, {"authority": "*"}) is False
     assert al.matches(bare, {"path": "*"}) is False
     assert al.matches(bare, {"method": "GET"}) is False
+    assert al.matches(bare, {"method": "XXXX"}) is False  # no method matches no method filter
     since = datetime.datetime(2000, 1, 1, tzinfo=UTC)
     assert al.matches(bare, {"since": since}) is False
     assert al.matches({**bare, "start_time": "garbage"}, {"since": since}) is False

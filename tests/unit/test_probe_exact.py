@@ -297,6 +297,12 @@ def test_stderr_excerpt_of_a_missing_record_is_empty() -> None:
     assert p.stderr_excerpt(out, M, 1) == ""
     assert p.stderr_excerpt(out.replace(f"{M} END 0\n", ""), M, 0) == ""
     assert p.stderr_excerpt(out.replace(f"{M} BEGIN 0\n", ""), M, 0) == ""
+    no_stderr = chunk(0, {"EXIT": "6\n", "WRITE": "0 0 0\n"})
+    assert p.stderr_excerpt(no_stderr, M, 0) == ""
+    again = out + chunk(0, {"EXIT": "7\n", "WRITE": "0 0 0\n", "STDERR": "second"})
+    assert p.stderr_excerpt(again, M, 0) == "curl: (6) x"  # the first record 0 counts
+    between = chunk(1, {"EXIT": "0\n", "WRITE": "0 0 0\n", "STDERR": "one"})
+    assert p.stderr_excerpt(out + between + out, M, 0) == "curl: (6) x"
 
 
 # --------------------------------------------------------------------------- classification
