@@ -587,7 +587,7 @@ def never_holds(limit: int = 50):
     def run_source(key: str, batch: list[p.Probe]) -> list[p.Verdict]:
         rounds.append(len(batch))
         assert len(rounds) <= limit, "run_until_held did not stop at its deadline"
-        return [p.Verdict("denied", "d") for _ in batch]
+        return [p.Verdict("denied", "d") for _probe in batch]
 
     return run_source
 
@@ -633,7 +633,7 @@ def test_seconds_to_hold_is_measured_from_the_start(monkeypatch: pytest.MonkeyPa
 
     def run_source(key: str, batch: list[p.Probe]) -> list[p.Verdict]:
         clock.now += 0.1234  # the round itself takes time
-        return [p.Verdict(next(answers), "") for _ in batch]
+        return [p.Verdict(next(answers), "") for _probe in batch]
 
     [state] = p.run_until_held([probe("a")], run_source, deadline=60, delay=0.5, sleep=clock.sleep)
     assert state.held and state.attempts == 3 and clock.sleeps == [0.5, 1.0]
@@ -645,7 +645,7 @@ def test_each_source_gets_one_batch_per_round() -> None:
 
     def run_source(key: str, batch: list[p.Probe]) -> list[p.Verdict]:
         seen.append((key, [x.name for x in batch]))
-        return [p.Verdict("allowed", key) for _ in batch]
+        return [p.Verdict("allowed", key) for _probe in batch]
 
     probes = [probe("a", source_key="s1"), probe("b", source_key="s2"), probe("c", source_key="s1")]
     states = p.run_until_held(probes, run_source, deadline=0, sleep=lambda s: None)
