@@ -1,5 +1,5 @@
 # meshguard.egress developer entry points (see README.md)
-.PHONY: setup test run teardown lint bench
+.PHONY: setup test run teardown lint bench mutation
 setup:
 	bash hack/setup.sh
 test:
@@ -12,3 +12,5 @@ lint:
 	bash hack/lint.sh
 bench:
 	.venv/bin/python benchmarks/run.py
+mutation:
+	.venv/bin/python hack/mutation.py

@@ -133,6 +133,7 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         if self.path.startswith("/status/403"):
             self._answer(403, b"forbidden by the upstream itself")
         elif self.path.startswith("/flip") and not self.server.flipped.is_set():
+            self.server.flip_refused.set()  # a test waits for this before it flips
             self._answer(503, b"not yet")
         else:
             body = json.dumps({"path": self.path, "host": self.headers.get("host")})
@@ -153,6 +154,7 @@ class Upstream:
     def __init__(self, tls_files: tuple[str, str] | None = None) -> None:
         self.server = _Server(("127.0.0.1", 0), _UpstreamHandler)
         self.server.flipped = threading.Event()  # type: ignore[attr-defined]
+        self.server.flip_refused = threading.Event()  # type: ignore[attr-defined]
         if tls_files:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls_files)
@@ -163,7 +165,13 @@ class Upstream:
 
     @property
     def flipped(self) -> threading.Event:
+        """Set it and ``/flip`` answers 200 instead of 503."""
         return self.server.flipped  # type: ignore[attr-defined]
+
+    @property
+    def flip_refused(self) -> threading.Event:
+        """Set when ``/flip`` has answered 503 (a request arrived before the flip)."""
+        return self.server.flip_refused  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -373,6 +381,14 @@ class EnvoyGateway:
         url = f"http://127.0.0.1:{self.admin_port}{path}"
         with urllib.request.urlopen(url, timeout=1) as answer:
             return answer.read().decode()
+
+    def counter(self, name: str) -> int:
+        """The value of one of Envoy's counters (0 while Envoy has not counted any)."""
+        for line in self._admin(f"/stats?filter=^{name}$").splitlines():
+            stat, _sep, value = line.partition(": ")
+            if stat == name:
+                return int(value)
+        return 0
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
         ends = time.monotonic() + timeout

@@ -275,8 +275,9 @@ def wait_for_debug_container(
     name: str,
     image: str,
     timeout: float,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> None:
+    sleep = sleep or time.sleep
     meta = pod["metadata"]
     ends = time.monotonic() + timeout
     while time.monotonic() < ends:

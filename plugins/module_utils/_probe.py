@@ -221,7 +221,7 @@ def parse_records(stdout: str, marker: str, count: int) -> dict[int, Record]:
         chunk = stdout[stdout.index(begin) : stdout.index(end) + len(end)]
         try:
             records[index] = _parse_one(chunk, marker)
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, KeyError):  # a malformed record: as if missing
             continue
     return records
 

@@ -7,6 +7,7 @@ Drift repair (objects deleted or edited out of band) is in test_site_playbook.py
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -60,6 +61,20 @@ def helm_releases(kubeconfig: str) -> list[dict[str, Any]]:
         check=True,
     )
     return json.loads(listed.stdout)
+
+
+RECOVERY_TASK = "Remove a first install that an interrupted run left pending"
+
+
+def task_outcomes(stdout: str, task: str) -> list[str]:
+    """Per-host results (``ok``, ``changed``, ``skipping``, ``fatal``...) of the tasks whose
+    name ends with ``task`` in a default-callback run log."""
+    outcomes = []
+    for block in re.split(r"^TASK \[", stdout, flags=re.MULTILINE)[1:]:
+        title, _sep, body = block.partition("\n")
+        if title.split("]")[0].endswith(task):
+            outcomes += re.findall(r"^(ok|changed|skipping|fatal|failed): \[", body, re.MULTILINE)
+    return outcomes
 
 
 def when(condition: Callable[[], bool], action: Callable[[], None]) -> threading.Thread:

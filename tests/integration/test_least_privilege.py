@@ -1,4 +1,6 @@
-"""The shipped RBAC (playbooks/rbac) is enough for converge and teardown, and needed.
+"""The shipped RBAC (playbooks/rbac) is enough for converge and teardown, and needed, under
+both flavors; and it grants nothing the runs do not use (the API server's audit log of the
+runs is compared with the ClusterRole, rule by rule).
 
 The local control plane enforces RBAC; its static-token user ``meshguard-automation`` has
 no rights until playbooks/rbac/apply.yml binds the collection's ClusterRoles to it.
@@ -6,15 +8,19 @@ no rights until playbooks/rbac/apply.yml binds the collection's ClusterRoles to 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 AUTOMATION = "meshguard-automation"
 MANAGED = "app.kubernetes.io/managed-by=meshguard.egress"
 # what the run reads first: any kind of the plan (reads run in parallel)
@@ -69,21 +75,135 @@ def assert_ok(proc: Any) -> int:
     return proc.stats["localhost"]["changed"]
 
 
-def test_converge_and_teardown_need_the_shipped_rbac_and_nothing_more(
-    run_playbook: Any, automation_kubeconfig: str, prepared: None, k8s: Any
+@pytest.mark.parametrize("flavor", ["gloo", "istio"])
+def test_converge_and_teardown_need_the_shipped_rbac(
+    run_playbook: Any, automation_kubeconfig: str, prepared: None, k8s: Any, flavor: str
 ) -> None:
     as_automation = {"kubeconfig_path": automation_kubeconfig}
+    description = {"egress_flavor": flavor}
 
-    denied = run_playbook("playbooks/site.yml", None, **as_automation)
+    denied = run_playbook("playbooks/site.yml", description, **as_automation)
     assert denied.returncode != 0
     match = FORBIDDEN.search(denied.stdout)
     assert match, f"no 403 naming the resource:\n{denied.stdout[-3000:]}"
     assert match.group(2) in PLAN_RESOURCES, match.group(0)
 
     assert assert_ok(run_playbook("playbooks/rbac/apply.yml", GRANT)) > 0
-    assert assert_ok(run_playbook("playbooks/site.yml", None, **as_automation)) > 0
+    assert assert_ok(run_playbook("playbooks/site.yml", description, **as_automation)) > 0
     assert sorted(managed_namespaces(k8s)) == ["global", "istio-egress"]
     assert assert_ok(run_playbook("playbooks/site.yml", None, **as_automation)) == 0
     # teardown ends by proving that no object carrying the managed-by label is left
-    assert assert_ok(run_playbook("playbooks/teardown.yml", None, **as_automation)) > 0
+    assert assert_ok(run_playbook("playbooks/teardown.yml", description, **as_automation)) > 0
     assert managed_namespaces(k8s) == []
+
+
+# --------------------------------------------------------------------------- nothing more
+
+AUTOMATION_ROLE = "meshguard-egress-automation"
+# Helm's release records and the objects of the gateway chart (molecule/shared/gateway-vars.yml
+# renders a DaemonSet; Istio's chart renders a Deployment by default, a
+# HorizontalPodAutoscaler with autoscaling on, a PodDisruptionBudget).
+HELM_OBJECTS = {
+    ("", "secrets"),
+    ("", "serviceaccounts"),
+    ("", "services"),
+    ("apps", "deployments"),
+    ("apps", "daemonsets"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+}
+NOT_RENDERED_HERE = {
+    ("apps", "deployments"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+}
+
+
+def not_exercised(grant: tuple[str, str, str]) -> str | None:
+    """Why a grant that the runs below do not use is still granted (None: no reason)."""
+    group, resource, verb = grant
+    if (group, resource) in NOT_RENDERED_HERE:
+        return "an object of Istio's gateway chart that the test's chart values do not render"
+    if (group, resource) in HELM_OBJECTS and verb in ("patch", "update", "list"):
+        return "Helm upgrades an object whose chart or values changed (patch, or update)"
+    if (group, resource) in (("", "pods"), ("apps", "replicasets")):
+        return "Helm's --wait on a gateway Deployment reads its ReplicaSets and pods"
+    if verb == "watch":
+        return (
+            "watch-based waits (Helm 4, kubectl wait); the chart's Role grants secrets watch, "
+            "and creating a Role needs what it grants"
+        )
+    if verb == "patch":
+        return "patched only when the cluster differs from the description (drift repair)"
+    return None
+
+
+def role_grants(name: str) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) for every rule of a shipped ClusterRole."""
+    doc = yaml.safe_load((ROOT / "playbooks" / "rbac" / "clusterroles.yml").read_text())
+    [role] = [r for r in doc["items"] if r["metadata"]["name"] == name]
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def audited_use(audit_log: Path, user: str) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource[/subresource], verb) of every request the API server authorized
+    for ``user``."""
+    used = set()
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("stage") != "ResponseComplete" or event["user"]["username"] != user:
+            continue
+        ref = event.get("objectRef")
+        decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
+        if not ref or decision != "allow":
+            continue
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        used.add((ref.get("apiGroup", ""), resource, event["verb"]))
+    return used
+
+
+@pytest.fixture
+def audited_control_plane(
+    testbed_dir: Path | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, Path]]:
+    """A control plane of this test only whose API server writes an audit log."""
+    if testbed_dir is None:
+        pytest.skip("reads the API server's audit log: needs a local control plane")
+    import testbed
+
+    audit_log = tmp_path / "audit.log"
+    monkeypatch.setitem(os.environ, "MESHGUARD_AUDIT_LOG", str(audit_log))
+    with testbed.LocalControlPlane(tmp_path / "control-plane") as control_plane:
+        yield control_plane, audit_log
+
+
+def test_the_automation_role_grants_nothing_the_runs_do_not_use(
+    run_playbook: Any, audited_control_plane: tuple[Any, Path]
+) -> None:
+    control_plane, audit_log = audited_control_plane
+    admin = {"kubeconfig_path": control_plane.kubeconfig}
+    as_automation = {"kubeconfig_path": control_plane.kubeconfig_for(AUTOMATION)}
+    assert_ok(run_playbook("molecule/shared/prepare.yml", **admin))
+    assert_ok(run_playbook("playbooks/rbac/apply.yml", GRANT, **admin))
+    for flavor in ("gloo", "istio"):
+        description = {"egress_flavor": flavor}
+        assert_ok(run_playbook("playbooks/site.yml", description, **as_automation))
+        assert_ok(run_playbook("playbooks/site.yml", description, **as_automation))  # upgrade
+        assert_ok(run_playbook("playbooks/teardown.yml", description, **as_automation))
+
+    used = audited_use(audit_log, AUTOMATION)
+    granted = role_grants(AUTOMATION_ROLE)
+    assert used, "the audit log shows no request of the automation user"
+    unused = sorted(g for g in granted - used if not_exercised(g) is None)
+    assert unused == [], f"granted but never used by converge/upgrade/teardown: {unused}"
+    # the reasons are not a blanket: the runs do use most of what the role grants
+    assert len(used & granted) >= len(granted) // 2, sorted(granted - used)
+    assert used <= granted | {("authorization.k8s.io", "selfsubjectaccessreviews", "create")}

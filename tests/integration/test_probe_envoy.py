@@ -75,16 +75,12 @@ def test_matrix_reports_evidence_and_never_changed(matrix_result: dict[str, Any]
 
 
 def test_mismatch_fails_with_table(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
-    args = {
-        "probes": [_probe(envoy_gateway, "denied", "allowed")],
-        "deadline": 1,
-        "retry_delay": 0.3,
-    }
+    args = {"probes": [_probe(envoy_gateway, "denied", "allowed")], "deadline": 0}
     result = run_module("egress_probe", args, tmp_path)
     assert result["failed"] is True and result["changed"] is False
     assert "1 of 1 probes did not hold" in result["msg"]
     assert "| allowed  | denied" in result["msg"]
-    assert result["probes"][0]["attempts"] >= 2
+    assert result["probes"][0]["attempts"] == 1  # deadline 0: one round, whatever the load
 
 
 def test_runs_in_check_mode(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:
@@ -92,6 +88,19 @@ def test_runs_in_check_mode(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None
     result = run_module("egress_probe", args, tmp_path, check=True)
     assert result.get("failed") is not True, result
     assert result["probes"][0]["outcome"] == "allowed" and result["changed"] is False
+
+
+RBAC_DENIED = "http.egress_http.rbac.denied"  # Envoy counts each request its RBAC denies
+EVENT_TIMEOUT = 120.0  # a failure bound for awaited events, not a synchronisation delay
+
+
+def wait_for(condition: Any, what: str) -> None:
+    """Poll ``condition`` until it holds; fail after EVENT_TIMEOUT seconds."""
+    deadline = time.monotonic() + EVENT_TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {EVENT_TIMEOUT:.0f}s")
+        time.sleep(0.02)
 
 
 def test_retry_holds_when_policy_changes_mid_probe(
@@ -103,17 +112,23 @@ def test_retry_holds_when_policy_changes_mid_probe(
             _probe(envoy_gateway, "denied", "allowed"),
             _probe(envoy_gateway, "allowed", "allowed"),
         ],
-        "deadline": 30,
+        "deadline": EVENT_TIMEOUT,
         "retry_delay": 0.5,
         "max_retry_delay": 1,
     }
+    denied_before = envoy_gateway.counter(RBAC_DENIED)
     results: list[dict[str, Any]] = []
     probing = threading.Thread(
         target=lambda: results.append(run_module("egress_probe", args, tmp_path))
     )
     probing.start()
     try:  # Envoy is restarted from this thread: it gets SIGTERM when its parent thread ends
-        time.sleep(2.0)
+        # the policy changes once Envoy has denied the module's first attempt
+        wait_for(
+            lambda: envoy_gateway.counter(RBAC_DENIED) > denied_before or not probing.is_alive(),
+            "the module's first (denied) attempt",
+        )
+        assert probing.is_alive(), results
         envoy_gateway.reconfigure(DEFAULT_CLIENTS + ("bookinfo/reviews",))
         probing.join()
     finally:
@@ -130,16 +145,26 @@ def test_retry_holds_when_upstream_recovers(
 ) -> None:
     probe = _probe(envoy_gateway, "allowed", "allowed")
     probe["url"] = probe["url"].replace("/get", "/flip")
-    envoy_gateway.upstream.flipped.clear()
-    flip = threading.Timer(1.5, envoy_gateway.upstream.flipped.set)
-    flip.start()
-    try:
-        result = run_module(
-            "egress_probe", {"probes": [probe], "deadline": 20, "retry_delay": 0.5}, tmp_path
+    upstream = envoy_gateway.upstream
+    upstream.flipped.clear()
+    upstream.flip_refused.clear()
+    args = {"probes": [probe], "deadline": EVENT_TIMEOUT, "retry_delay": 0.5}
+    results: list[dict[str, Any]] = []
+    probing = threading.Thread(
+        target=lambda: results.append(run_module("egress_probe", args, tmp_path))
+    )
+    probing.start()
+    try:  # the upstream recovers once it has refused the module's first attempt
+        wait_for(
+            lambda: upstream.flip_refused.is_set() or not probing.is_alive(),
+            "the module's first (503) attempt",
         )
+        upstream.flipped.set()
     finally:
-        flip.join()
-    assert result["probes"][0]["held"] and result["probes"][0]["attempts"] >= 2
+        upstream.flipped.set()
+        probing.join()
+    [result] = results[0]["probes"]
+    assert result["held"] and result["attempts"] >= 2, result
 
 
 def test_junit_report(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None:

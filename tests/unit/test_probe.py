@@ -107,8 +107,15 @@ def test_run_until_held_reruns_only_pending_probes_with_backoff() -> None:
 
 
 def test_run_until_held_stops_at_deadline() -> None:
+    rounds: list[int] = []
+
+    def run_source(key: str, batch: list[p.Probe]) -> list[p.Verdict]:
+        rounds.append(1)
+        assert len(rounds) < 10, "did not stop at the deadline"
+        return [p.Verdict("denied", "x")]
+
     states = p.run_until_held(
-        [p.Probe("a", "u", "allowed")], lambda k, b: [p.Verdict("denied", "x")], deadline=0
+        [p.Probe("a", "u", "allowed")], run_source, deadline=0, sleep=lambda s: None
     )
     assert states[0].attempts == 1 and not states[0].held
 

@@ -18,9 +18,6 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.description impor
     normalize_gateway,
 )
 from ansible_collections.meshguard.egress.plugins.plugin_utils.render import (
-    COMPONENT_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     check_values,
     deep_merge,
 )
@@ -425,8 +422,8 @@ def test_every_object_carries_managed_labels(flavor: str, concern: str) -> None:
     assert objects
     for obj in objects:
         labels = obj["metadata"]["labels"]
-        assert labels[MANAGED_BY_LABEL] == MANAGED_BY == "meshguard.egress"
-        assert labels[COMPONENT_LABEL] == concern
+        assert labels["app.kubernetes.io/managed-by"] == "meshguard.egress"
+        assert labels["meshguard.io/component"] == concern
 
 
 @pytest.mark.parametrize("flavor", ["gloo", "istio"])
