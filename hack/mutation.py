@@ -37,7 +37,15 @@ MUTATE = [
     "plugins/module_utils/_access_log.py",
     "plugins/module_utils/_pod_exec.py",
     "plugins/module_utils/_junit.py",
+    "plugins/plugin_utils/schema.py",
+    "plugins/plugin_utils/description.py",
+    "plugins/plugin_utils/render.py",
+    "plugins/plugin_utils/plan.py",
 ]
+# code the mutated files import, copied as it is
+SUPPORT = ["plugins/module_utils/_requirements.py"]
+# data the tests read, copied to the same place relative to the work directory
+DATA = ["playbooks/inventory/example/group_vars/all/egress.yml"]
 # the unit tests that run against each mutant (they import the code as
 # ansible_collections.meshguard.egress.plugins.module_utils.*)
 TESTS = [
@@ -49,24 +57,30 @@ TESTS = [
     "tests/unit/test_access_log_exact.py",
     "tests/unit/test_pod_exec_exact.py",
     "tests/unit/test_junit_exact.py",
+    "tests/unit/plugins/plugin_utils/test_description.py",
+    "tests/unit/plugins/plugin_utils/test_render.py",
+    "tests/unit/plugins/plugin_utils/test_plan.py",
 ]
 KILLED = ("killed",)
 
 
 def stage(work: Path) -> None:
     """Lay out the package and tests mutmut expects, and its setup.cfg."""
-    for rel in MUTATE:
+    for rel in MUTATE + SUPPORT:
         target = work / "src" / PACKAGE / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
-    for rel in TESTS:
+    for rel in TESTS + DATA:
         target = work / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
-    sources = "\n".join(f"    src/{PACKAGE / rel}" for rel in MUTATE)
+    sources = "\n".join(f"    src/{PACKAGE / rel}" for rel in MUTATE + SUPPORT)
+    frozen = "\n".join(f"    src/{PACKAGE / rel}" for rel in SUPPORT)
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         f"source_paths =\n{sources}\n"
+        f"do_not_mutate =\n{frozen}\n"
+        "also_copy =\n    playbooks\n"
         "pytest_add_cli_args_test_selection =\n    tests/unit\n"
         "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n"
         "use_git_change_detection = false\n"
@@ -76,6 +90,8 @@ def stage(work: Path) -> None:
 
 def mutmut(work: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    # the render tests read Istio's schemas from ../shared (or MESHGUARD_ISTIO_FIXTURES)
+    env.setdefault("MESHGUARD_ISTIO_FIXTURES", str(ROOT.parent / "shared" / "fixtures" / "istio"))
     return subprocess.run(
         [sys.executable, "-m", "mutmut", *args],
         cwd=work,
