@@ -75,7 +75,7 @@ def test_node_namespace_has_no_route_off_the_machine(node_testbed: Any) -> None:
 def test_node_processes_run_inside_the_namespace(node_testbed: Any) -> None:
     node = node_testbed.node_resources
     netns_inode = os.stat(node.netns_path).st_ino
-    host_inode = os.stat("/proc/1/ns/net").st_ino
+    host_inode = os.stat("/proc/self/ns/net").st_ino
     assert netns_inode != host_inode
     for name in ("containerd", "kubelet", "kube-proxy", "kube-scheduler"):
         pid = node_testbed.pids()[name]
@@ -179,6 +179,7 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
 
     left = control_plane.leftovers()
     assert left == {
+        "host_dirs": [],
         "processes": [],
         "mounts": [],
         "cgroups": [],
