@@ -793,8 +793,6 @@ class LocalControlPlane:
             _wait_exit(shim, 5.0)
         node.kill_containers()
         node.remove_sockets(sockets)
-        pods = self.node_dir / "kubelet" / "pods"
-        pod_uids = [p.name for p in pods.iterdir()] if pods.is_dir() else []
         left = node.unmount_all([str(self.dir), node.run_dir])
         if left:
             raise TestbedError(f"could not unmount {left}")
@@ -802,7 +800,7 @@ class LocalControlPlane:
         cgroups = node.remove_cgroups()
         if cgroups:
             raise TestbedError(f"could not remove the node's cgroups {cgroups}")
-        node.remove_host_files(pod_uids)
+        node.remove_host_files()
         node.restore_sysctls()
         for name in NODE_PROCESSES:
             pids.pop(name, None)

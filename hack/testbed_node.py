@@ -92,6 +92,7 @@ class NodeResources:
     cni_network: str
     created_run_netns: bool = False
     created_host_dirs: list[str] = field(default_factory=list)
+    preexisting_pod_logs: list[str] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -132,6 +133,8 @@ class NodeResources:
         """The namespace, the veth pair on a /30, loopback up; no default route."""
         self.created_run_netns = not Path("/run/netns").exists()
         self.created_host_dirs = [d for d in HOST_DIRS if not Path(d).exists()]
+        pod_logs = Path("/var/log/pods")
+        self.preexisting_pod_logs = sorted(os.listdir(pod_logs)) if pod_logs.is_dir() else []
         run("ip", "netns", "add", self.netns)
         # IPv4 only: no IPv6 (not even link-local) inside the node's namespace
         for key in ("all", "default"):
@@ -289,13 +292,19 @@ class NodeResources:
             with contextlib.suppress(OSError):
                 netns_dir.rmdir()
 
-    def remove_host_files(self, pod_uids: list[str]) -> None:
-        """What the kubelet and the CNI plugins write to fixed host paths."""
+    def remove_host_files(self) -> None:
+        """What the kubelet and the CNI plugins write to fixed host paths.
+
+        /var/log/pods/NAMESPACE_POD_UID (a fixed path in 1.20; the kubelet removes an entry
+        only a while after its pod is gone): the entries that appeared while this node ran,
+        except those of pods another running test-bed node still has."""
         pods_log = Path("/var/log/pods")
         removed = []
         if pods_log.is_dir():
+            others = _other_nodes_pod_uids(self.run_dir)
             for entry in pods_log.iterdir():
-                if any(entry.name.endswith("_" + uid) for uid in pod_uids):
+                uid = entry.name.rsplit("_", 1)[-1]
+                if entry.name not in self.preexisting_pod_logs and uid not in others:
                     shutil.rmtree(entry, ignore_errors=True)
                     removed.append(str(entry) + "/")
         containers_log = Path("/var/log/containers")
@@ -343,6 +352,18 @@ class NodeResources:
                 if Path("/proc/sys", k).read_text().strip() != v
             },
         }
+
+
+def _other_nodes_pod_uids(own_run_dir: str) -> set[str]:
+    """Pod UIDs of the other test-bed nodes running on this host (their kubelets' pods
+    directories, found through /run/meshguard-*/kubelet-root)."""
+    uids: set[str] = set()
+    for marker in Path("/run").glob("meshguard-*/kubelet-root"):
+        if str(marker.parent) == own_run_dir:
+            continue
+        with contextlib.suppress(OSError):
+            uids.update(os.listdir(Path(marker.read_text().strip()) / "pods"))
+    return uids
 
 
 def _free_slash30(ident: str) -> tuple[str, str]:
@@ -481,3 +502,4 @@ def write_node_files(res: NodeResources, node_dir: Path, pause_image: str) -> No
     # pods resolve nothing outside: no name server but loopback, test hosts via hostAliases
     (node_dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     Path(res.run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(res.run_dir) / "kubelet-root").write_text(str(node_dir / "kubelet") + "\n")

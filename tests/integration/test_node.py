@@ -142,12 +142,17 @@ def _host_iptables() -> str:
     return "\n".join(rules)
 
 
+def _pod_logs() -> set[str]:
+    return set(os.listdir("/var/log/pods")) if os.path.isdir("/var/log/pods") else set()
+
+
 def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
     """A node of its own: run a pod, stop, and look for every kind of leftover."""
     from testbed import LocalControlPlane
 
     iptables_before = _host_iptables()
     netns_before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    pod_logs_before = _pod_logs()
     control_plane = LocalControlPlane(tmp_path / "tb", node=True)
     try:
         control_plane.start()
@@ -164,15 +169,24 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
         assert node.container_pids()
         assert node.mounts_under([str(control_plane.dir), node.run_dir])
         assert node.cgroup_dirs()
-        assert any(p.endswith("_" + uid) for p in os.listdir("/var/log/pods"))
-        assert (
-            "KUBE-SERVICES"
-            in subprocess.run(
-                ["ip", "netns", "exec", node.netns, "iptables-save"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+        assert any(p.endswith("_" + uid) for p in _pod_logs())
+        rules = subprocess.run(
+            ["nsenter", f"--net={node.netns_path}", "iptables-save"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "KUBE-SERVICES" in rules  # kube-proxy's rules, inside the namespace only
+        # a deleted pod's log directory outlives it (the kubelet removes it a while later)
+        core.delete_namespaced_pod("sleeper", "leftovers", grace_period_seconds=0)
+        node_pods.wait_for(
+            lambda: not core.list_namespaced_pod("leftovers").items, 60, "the pod deleted"
+        )
+        assert any(p.endswith("_" + uid) for p in _pod_logs())
+        node_pods.run_pod(
+            core,
+            "leftovers",
+            pod_body("sleeper2", [container("main", IMAGES["curl"], ["sleep", "3600"])]),
         )
     finally:
         control_plane.stop()
@@ -192,8 +206,7 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
     assert _host_iptables() == iptables_before
     netns_after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     assert netns_after == netns_before
-    if os.path.isdir("/var/log/pods"):
-        assert not [p for p in os.listdir("/var/log/pods") if p.endswith("_" + uid)]
+    assert _pod_logs() <= pod_logs_before
     mountinfo = Path("/proc/self/mountinfo").read_text()
     assert str(tmp_path) not in mountinfo and node.run_dir not in mountinfo
     assert not Path(node.run_dir).exists()
