@@ -469,9 +469,7 @@ class LocalControlPlane:
         if self._node is None:
             return {}
         found = self._node.leftovers(self.dir)
-        found["our_processes"] = [
-            pid for pid in _pids_with_cmdline(str(self.dir), self._node.run_dir)
-        ]
+        found["our_processes"] = _pids_with_cmdline(str(self.dir), self._node.run_dir)
         return found
 
     def stop_apiserver(self) -> None:
