@@ -252,15 +252,14 @@ def test_egress_probe_from_a_pod_one_exec(mesh: Any, node_testbed: Any, tmp_path
     assert "RBAC: access denied" in denied["body_excerpt"]
     blocked = by_name["productpage -> unregistered.example"]
     assert blocked["outcome"] == "blocked" and blocked["status"] == 502, blocked
-    rounds = {p["attempts"] for p in result["probes"]}
-    assert len(rounds) == 1, rounds  # every round runs every probe of the source
-    # one exec per source pod and round
+    # one exec per source pod and round (a round re-runs the probes that did not hold yet)
+    rounds = max(p["attempts"] for p in result["probes"])
     execs = node_pods.wait_for(
         lambda: _exec_requests(audit, mesh.ns, "productpage") - before or None,
         30,
         "exec requests in the audit log",
     )
-    assert len(execs) == rounds.pop(), execs
+    assert len(execs) == rounds, (execs, result["probes"])
 
 
 def test_egress_probe_mismatch_fails(mesh: Any, tmp_path: Path) -> None:
