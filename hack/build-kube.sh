@@ -11,7 +11,9 @@
 # `-tags=providerless`, and the kubelet without the in-tree AWS/Azure/GCP image credential
 # providers (their blank imports in cmd/kubelet/app are removed first): in 1.20
 # they are linked even with providerless and make the kubelet call the cloud metadata
-# address 169.254.169.254 at start. `pause` is build/pause/linux/pause.c, gcc -Os -static.
+# address 169.254.169.254 at start; nor cAdvisor's cloud-info providers (kubelet.recipe
+# records this; a kubelet of an older recipe is rebuilt). `pause` is
+# build/pause/linux/pause.c, gcc -Os -static.
 #
 # Cache: ${MESHGUARD_CACHE:-~/.cache/meshguard-egress}/kube/bin/
 # Needs: a Debian (bookworm) host with apt, as root (or sudo). Elsewhere, put a
@@ -23,9 +25,16 @@ CACHE="${MESHGUARD_CACHE:-$HOME/.cache/meshguard-egress}"
 OUT="$CACHE/kube/bin"
 WORK="$CACHE/kube/build"
 GO_BINARIES=(kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy)
+# Bumped when the kubelet's recipe changes; a cached kubelet of another recipe is rebuilt.
+KUBELET_RECIPE="no-cloud-credential-providers,no-cadvisor-cloudinfo"
 missing() {
   local name
-  for name in "${GO_BINARIES[@]}" pause; do [[ -x "$OUT/$name" ]] || echo "$name"; done
+  for name in "${GO_BINARIES[@]}" pause; do
+    if [[ ! -x "$OUT/$name" ]]; then echo "$name"
+    elif [[ $name == kubelet && "$(cat "$OUT/kubelet.recipe" 2>/dev/null)" != "$KUBELET_RECIPE" ]]; then
+      echo "$name"
+    fi
+  done
 }
 if [[ -z "$(missing)" ]]; then echo "build-kube: cached binaries in $OUT"; exit 0; fi
 mkdir -p "$CACHE/kube"
@@ -79,12 +88,16 @@ find "$R2" -name '*_test.go' -delete
 # The kubelet must not link the cloud credential providers (see the header): blank imports
 # in cmd/kubelet/app/plugins.go (aws, azure, gcp) and in options/globalflags.go (azure, gcp,
 # "to register their flags"; with providerless the kubelet looks none of those flags up).
+# Nor cAdvisor's cloud-info providers (pkg/kubelet/cadvisor/cadvisor_linux.go), which ask
+# the metadata address for the instance type when the machine looks like a cloud VM.
 for f in "$TREE/cmd/kubelet/app/plugins.go" "$TREE/cmd/kubelet/app/options/globalflags.go"; do
   sed -i -E '\#^\s*_ "k8s.io/kubernetes/pkg/credentialprovider/(aws|azure|gcp)"$#d' "$f"
 done
-if grep -rqE '"k8s.io/kubernetes/pkg/credentialprovider/(aws|azure|gcp)"' \
+sed -i -E '\#^\s*_ "github.com/google/cadvisor/utils/cloudinfo/(aws|azure|gce)"$#d' \
+  "$TREE/pkg/kubelet/cadvisor/cadvisor_linux.go"
+if grep -rqE '"(k8s.io/kubernetes/pkg/credentialprovider/(aws|azure|gcp)|github.com/google/cadvisor/utils/cloudinfo/(aws|azure|gce))"' \
     --include='*.go' --exclude='*_test.go' "$TREE/cmd" "$TREE/pkg/kubelet"; then
-  echo "build-kube: could not remove the cloud credential providers from the kubelet" >&2; exit 1
+  echo "build-kube: could not remove the cloud providers from the kubelet" >&2; exit 1
 fi
 
 WHAT=()
@@ -111,10 +124,12 @@ for name in "${TODO[@]}"; do
   else
     BIN=$(find "$TREE/_output" -type f -name "$name" -path '*bin*' | head -n1)
     [[ -n "$BIN" ]] || { echo "build-kube: $name was not built" >&2; exit 1; }
-    if [[ $name == kubelet ]] && grep -qaE 'pkg/credentialprovider/(aws|azure|gcp)' "$BIN"; then
-      echo "build-kube: the kubelet still links a cloud credential provider" >&2; exit 1
+    if [[ $name == kubelet ]] &&
+      grep -qaE 'pkg/credentialprovider/(aws|azure|gcp)|cadvisor/utils/cloudinfo/(aws|azure|gce)' "$BIN"; then
+      echo "build-kube: the kubelet still links a cloud provider" >&2; exit 1
     fi
     install -m 0755 "$BIN" "$OUT/$name"
+    [[ $name != kubelet ]] || echo "$KUBELET_RECIPE" > "$OUT/kubelet.recipe"
     "$OUT/$name" --version
   fi
 done

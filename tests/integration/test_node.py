@@ -4,7 +4,8 @@ machine.
 * The node's network namespace has no default route; its only routes are the /30 of its
   veth pair to the host and the pods' bridge; ``ip route get`` to addresses off the machine
   fails inside it (that command sends nothing). Every node process runs in it, with
-  ``AWS_EC2_METADATA_DISABLED=true``; the kubelet links no cloud credential provider.
+  ``AWS_EC2_METADATA_DISABLED=true``; the kubelet links no cloud credential provider, no
+  cAdvisor cloud-info provider, and has no cloud metadata address in it.
 * A pod runs from a local image; exec and logs work through the API server; pods resolve
   nothing but loopback.
 * ``stop`` leaves no process, mount, cgroup, network namespace, veth, host iptables rule,
@@ -86,14 +87,17 @@ def test_node_processes_run_inside_the_namespace(node_testbed: Any) -> None:
     assert node_testbed.server.startswith(f"https://{node.host_ip}:")
 
 
-def test_kubelet_has_no_cloud_credential_providers() -> None:
+def test_kubelet_has_no_cloud_providers() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
     from testbed import kube_bin_dir
 
     kubelet = (kube_bin_dir() / "kubelet").read_bytes()
+    assert b"k8s.io/kubernetes/pkg/credentialprovider" in kubelet  # package paths are there
     for provider in (b"aws", b"azure", b"gcp"):
         assert b"pkg/credentialprovider/" + provider not in kubelet, provider
-    assert b"pkg/credentialprovider/plugin" in kubelet or b"pkg/credentialprovider" in kubelet
+    for provider in (b"aws", b"azure", b"gce"):  # cAdvisor's cloud-info providers
+        assert b"cadvisor/utils/cloudinfo/" + provider not in kubelet, provider
+    assert b"169.254.169.254" not in kubelet  # the cloud metadata address
 
 
 def test_pod_runs_with_exec_and_logs(node_testbed: Any, node_namespace: str) -> None:
