@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and kube-controller-manager (Kubernetes 1.20.2) from Debian
-# bookworm's `kubernetes` source package, offline, and cache them.
+# Build the local test bed's Kubernetes 1.20.2 binaries from Debian bookworm's `kubernetes`
+# source package, offline, and cache them:
+#   control plane: kube-apiserver, kube-controller-manager
+#   node:          kubelet, kube-scheduler, kube-proxy, and the sandbox ("pause") binary
 #
-#   hack/build-kube.sh            # builds once, then reuses the cache
+#   hack/build-kube.sh            # builds what is missing from the cache, once
 #
-# Cache: ${MESHGUARD_CACHE:-~/.cache/meshguard-egress}/kube/bin/{kube-apiserver,kube-controller-manager}
+# Only missing binaries are built (one `make` for all of them), so a cache holding only the
+# control plane stays valid and gains the node binaries. The node binaries are built with
+# `-tags=providerless`, and the kubelet without the in-tree AWS/Azure/GCP image credential
+# providers (their blank imports in cmd/kubelet/app are removed first): in 1.20
+# they are linked even with providerless and make the kubelet call the cloud metadata
+# address 169.254.169.254 at start; nor cAdvisor's cloud-info providers (kubelet.recipe
+# records this; a kubelet of an older recipe is rebuilt). `pause` is
+# build/pause/linux/pause.c, gcc -Os -static.
+#
+# Cache: ${MESHGUARD_CACHE:-~/.cache/meshguard-egress}/kube/bin/
 # Needs: a Debian (bookworm) host with apt, as root (or sudo). Elsewhere, put a
 # kube-apiserver/kube-controller-manager of your own in that folder, or set
 # MESHGUARD_KUBECONFIG to test against an existing cluster (see README).
@@ -13,18 +24,31 @@ set -euo pipefail
 CACHE="${MESHGUARD_CACHE:-$HOME/.cache/meshguard-egress}"
 OUT="$CACHE/kube/bin"
 WORK="$CACHE/kube/build"
-cached() { [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" ]]; }
-if cached; then echo "build-kube: cached binaries in $OUT"; exit 0; fi
+GO_BINARIES=(kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy)
+# Bumped when the kubelet's recipe changes; a cached kubelet of another recipe is rebuilt.
+KUBELET_RECIPE="no-cloud-credential-providers,no-cadvisor-cloudinfo"
+missing() {
+  local name
+  for name in "${GO_BINARIES[@]}" pause; do
+    if [[ ! -x "$OUT/$name" ]]; then echo "$name"
+    elif [[ $name == kubelet && "$(cat "$OUT/kubelet.recipe" 2>/dev/null)" != "$KUBELET_RECIPE" ]]; then
+      echo "$name"
+    fi
+  done
+}
+if [[ -z "$(missing)" ]]; then echo "build-kube: cached binaries in $OUT"; exit 0; fi
 mkdir -p "$CACHE/kube"
 exec 9>"$CACHE/kube/.lock"
 flock 9   # one build at a time; a second caller waits and then reuses the result
-if cached; then echo "build-kube: cached binaries in $OUT"; exit 0; fi
+mapfile -t TODO < <(missing)
+if ((${#TODO[@]} == 0)); then echo "build-kube: cached binaries in $OUT"; exit 0; fi
+echo "build-kube: to build: ${TODO[*]}"
 
 if ! command -v apt-get >/dev/null 2>&1 || ! grep -qs bookworm /etc/os-release; then
   cat >&2 <<MSG
 build-kube: this host is not Debian bookworm, so the local control plane cannot be
 built from Debian's 'kubernetes' source package here. Either
-  * copy kube-apiserver and kube-controller-manager (v1.20+) into $OUT, or
+  * copy ${TODO[*]} (v1.20+) into $OUT, or
   * export MESHGUARD_KUBECONFIG=/path/to/kubeconfig to run the tests against a real cluster.
 MSG
   exit 3
@@ -36,7 +60,8 @@ SUDO=""
 echo "build-kube: installing build dependencies from Debian"
 $SUDO apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev etcd-server make >/dev/null
+  golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev etcd-server make gcc libc6-dev \
+  >/dev/null
 
 mkdir -p "$WORK/apt/lists/partial" "$OUT"
 cat > "$WORK/apt/sources.list" <<SRC
@@ -60,17 +85,53 @@ rm -rf "$R2" && mkdir -p "$R2"
 cp -a /usr/share/gocode/src/github.com/modern-go/reflect2/. "$R2/"
 find "$R2" -name '*_test.go' -delete
 
+# The kubelet must not link the cloud credential providers (see the header): blank imports
+# in cmd/kubelet/app/plugins.go (aws, azure, gcp) and in options/globalflags.go (azure, gcp,
+# "to register their flags"; with providerless the kubelet looks none of those flags up).
+# Nor cAdvisor's cloud-info providers (pkg/kubelet/cadvisor/cadvisor_linux.go), which ask
+# the metadata address for the instance type when the machine looks like a cloud VM.
+for f in "$TREE/cmd/kubelet/app/plugins.go" "$TREE/cmd/kubelet/app/options/globalflags.go"; do
+  sed -i -E '\#^\s*_ "k8s.io/kubernetes/pkg/credentialprovider/(aws|azure|gcp)"$#d' "$f"
+done
+sed -i -E '\#^\s*_ "github.com/google/cadvisor/utils/cloudinfo/(aws|azure|gce)"$#d' \
+  "$TREE/pkg/kubelet/cadvisor/cadvisor_linux.go"
+if grep -rqE '"(k8s.io/kubernetes/pkg/credentialprovider/(aws|azure|gcp)|github.com/google/cadvisor/utils/cloudinfo/(aws|azure|gce))"' \
+    --include='*.go' --exclude='*_test.go' "$TREE/cmd" "$TREE/pkg/kubelet"; then
+  echo "build-kube: could not remove the cloud providers from the kubelet" >&2; exit 1
+fi
+
+WHAT=()
+for name in "${TODO[@]}"; do [[ $name == pause ]] || WHAT+=("cmd/$name"); done
+if [[ " ${TODO[*]} " == *" pause "* ]]; then
+  gcc -Os -static -o "$WORK/pause" "$TREE/build/pause/linux/pause.c"
+  strip "$WORK/pause"
+fi
+
 export GOPATH="$WORK/gopath"
 mkdir -p "$GOPATH/src/k8s.io"
 ln -sfn "$TREE" "$GOPATH/src/k8s.io/kubernetes"
 cd "$GOPATH/src/k8s.io/kubernetes"
-echo "build-kube: compiling (a few minutes on 2 cores)"
-GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0 GO111MODULE=on GOCACHE="$WORK/gocache" \
-  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$WORK/make.log" 2>&1 || {
-    tail -n 40 "$WORK/make.log" >&2; exit 1; }
-BIN=$(find "$TREE/_output" -type f -name kube-apiserver -path '*bin*' | head -n1)
-install -m 0755 "$BIN" "$OUT/kube-apiserver"
-install -m 0755 "$(dirname "$BIN")/kube-controller-manager" "$OUT/kube-controller-manager"
-"$OUT/kube-apiserver" --version
+if ((${#WHAT[@]})); then
+  echo "build-kube: compiling ${WHAT[*]} (a few minutes on 2 cores)"
+  # -tags last: hack/lib/golang.sh takes the tags from GOFLAGS up to the next '-'
+  GOFLAGS="-mod=vendor -tags=providerless" GOPROXY=off CGO_ENABLED=0 GO111MODULE=on \
+    GOCACHE="$WORK/gocache" make WHAT="${WHAT[*]}" >"$WORK/make.log" 2>&1 || {
+      tail -n 40 "$WORK/make.log" >&2; exit 1; }
+fi
+for name in "${TODO[@]}"; do
+  if [[ $name == pause ]]; then
+    install -m 0755 "$WORK/pause" "$OUT/pause"
+  else
+    BIN=$(find "$TREE/_output" -type f -name "$name" -path '*bin*' | head -n1)
+    [[ -n "$BIN" ]] || { echo "build-kube: $name was not built" >&2; exit 1; }
+    if [[ $name == kubelet ]] &&
+      grep -qaE 'pkg/credentialprovider/(aws|azure|gcp)|cadvisor/utils/cloudinfo/(aws|azure|gce)' "$BIN"; then
+      echo "build-kube: the kubelet still links a cloud provider" >&2; exit 1
+    fi
+    install -m 0755 "$BIN" "$OUT/$name"
+    [[ $name != kubelet ]] || echo "$KUBELET_RECIPE" > "$OUT/kubelet.recipe"
+    "$OUT/$name" --version
+  fi
+done
 rm -rf "$WORK"
 echo "build-kube: done, binaries in $OUT"

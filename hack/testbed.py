@@ -4,11 +4,22 @@ on loopback, with Istio's CRDs and the project's Gloo Mesh CRDs registered.
 CLI (what hack/test.sh and hack/run.sh use)::
 
     python hack/testbed.py start --dir DIR   # starts, waits for /readyz, registers CRDs
+    python hack/testbed.py start --node --dir DIR   # ... and a node that runs real pods
     python hack/testbed.py stop --dir DIR    # stops every process and removes DIR
     python hack/testbed.py status --dir DIR  # exit 0 when every process is alive
     python hack/testbed.py env --dir DIR     # export KUBECONFIG=... for a shell
 
-As a library: ``with LocalControlPlane(workdir) as cp: cp.kubeconfig``.
+As a library: ``with LocalControlPlane(workdir) as cp: cp.kubeconfig``;
+``LocalControlPlane(workdir, node=True)`` adds the node.
+
+The node (``--node``, opt-in; needs root and what ``make setup`` installs): containerd,
+kubelet, kube-proxy and kube-scheduler inside a private network namespace with no default
+route (see hack/testbed_node.py for the safety rules and the cleanup). The API server then
+listens on the host end of the node's veth pair (``https://10.213.x.y:PORT``, an address
+that exists only on that veth) instead of 127.0.0.1, so the node can reach it; node name
+``meshguard-node``; images ``localhost/meshguard/{pause,curl,envoy}:TAG`` (hack/images.py)
+are imported with ``ctr``, pods must use ``imagePullPolicy: Never``; feature gate
+``EphemeralContainers`` on the API server and the kubelet.
 
 Users (static tokens): ``admin`` (group system:masters), ``meshguard-automation`` and
 ``nobody`` (no groups, no rights until RBAC grants some); kubeconfigs ``DIR/kubeconfig``,
@@ -49,6 +60,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import images
+import testbed_node
+from testbed_node import NODE_ENV, NODE_NAME, NodeError, NodeResources
+
 ROOT = Path(__file__).resolve().parents[1]
 GLOO_CRDS = ROOT / "hack" / "crds" / "gloo-mesh-v2.yaml"
 DEFAULT_ISTIO_CRDS = ROOT.parent / "shared" / "fixtures" / "istio" / "1.23.4" / "crd-all.gen.yaml"
@@ -74,6 +90,13 @@ ADMISSION_PLUGINS = (
 )
 SERVICE_CIDR = "10.96.0.0/16"
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager")
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-scheduler")
+NODE_USERS: dict[str, tuple[str, ...]] = {
+    f"system:node:{NODE_NAME}": ("system:nodes",),
+    "system:kube-proxy": (),
+    "system:kube-scheduler": (),
+}
+NODE_READY_TIMEOUT = 120.0
 STATE_FILE = "pids.json"
 LEGACY_STATE_FILE = "state.json"  # written by earlier versions of this script
 APISERVER_ARGV_FILE = "kube-apiserver.argv.json"  # kept by stop_apiserver
@@ -124,9 +147,9 @@ def istio_crds_path() -> Path:
     return path
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
@@ -148,8 +171,17 @@ def _certificate(
     key: ec.EllipticCurvePrivateKey,
     issuer: x509.Certificate | None,
     issuer_key: ec.EllipticCurvePrivateKey,
+    ips: tuple[str, ...] = ("127.0.0.1", "10.96.0.1"),
+    names: tuple[str, ...] = (
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    ),
+    client: bool = False,
 ) -> x509.Certificate:
-    """A CA certificate (issuer None: self-signed) or a serving certificate for loopback."""
+    """A CA certificate (issuer None: self-signed), a serving certificate for ``ips`` and
+    ``names`` (loopback by default), or with ``client`` a client certificate."""
     now = datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
@@ -162,12 +194,15 @@ def _certificate(
         .not_valid_after(now + datetime.timedelta(days=7))
         .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
     )
-    if issuer is not None:
-        names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+    if issuer is not None and client:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    elif issuer is not None:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName(n) for n in names]
-                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.96.0.1")]
+                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
             ),
             critical=False,
         ).add_extension(
@@ -181,11 +216,25 @@ def _write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
-def _write_pki(workdir: Path) -> None:
-    """CA, API server serving certificate and the service-account signing key pair."""
+def _write_pki(workdir: Path, node: NodeResources | None = None) -> None:
+    """CA, API server serving certificate and the service-account signing key pair; with a
+    node also the kubelet's serving certificate and the API server's kubelet client one."""
     ca_key, server_key, sa_key = _new_key(), _new_key(), _new_key()
     ca = _certificate("meshguard-testbed-ca", ca_key, None, ca_key)
-    server = _certificate("kube-apiserver", server_key, ca, ca_key)
+    ips = ("127.0.0.1", "10.96.0.1") + ((node.host_ip,) if node else ())
+    server = _certificate("kube-apiserver", server_key, ca, ca_key, ips=ips)
+    if node is not None:
+        kubelet_key, client_key = _new_key(), _new_key()
+        kubelet = _certificate(
+            NODE_NAME, kubelet_key, ca, ca_key, ips=(node.node_ip,), names=(NODE_NAME,)
+        )
+        client = _certificate("kube-apiserver-kubelet-client", client_key, ca, ca_key, client=True)
+        for name, cert, key in (
+            ("kubelet", kubelet, kubelet_key),
+            ("kubelet-client", client, client_key),
+        ):
+            (workdir / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            _write_private(workdir / f"{name}.key", _pem_key(key))
     (workdir / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (workdir / "server.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
     _write_private(workdir / "server.key", _pem_key(server_key))
@@ -292,10 +341,35 @@ def _terminate_group(pid: int) -> bool:
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
+    """The end of a log; a klog fatal line (``F1201 ...``, followed by a goroutine dump)
+    comes first."""
     try:
-        return path.read_text(errors="replace")[-chars:]
+        text = path.read_text(errors="replace")
     except OSError:
         return "(no log)"
+    fatal = [line for line in text.splitlines() if line[:1] == "F" and line[1:5].isdigit()]
+    return (fatal[0] + "\n...\n" if fatal else "") + text[-chars:]
+
+
+def _get_json(url: str, token: str, ca_file: Path) -> dict[str, Any] | None:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=2) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _pids_with_cmdline(*parts: str) -> list[int]:
+    """Processes whose command line contains one of ``parts``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            cmdline = _cmdline(int(entry.name))
+            if any(part in cmdline for part in parts) and _state(int(entry.name)) not in "XZ":
+                found.append(int(entry.name))
+    return found
 
 
 def _get_ok(url: str, token: str, ca_file: Path | None) -> bool:
@@ -309,13 +383,24 @@ def _get_ok(url: str, token: str, ca_file: Path | None) -> bool:
 
 
 class LocalControlPlane:
-    """etcd + kube-apiserver + kube-controller-manager, all state in ``workdir``."""
+    """etcd + kube-apiserver + kube-controller-manager, all state in ``workdir``; with
+    ``node=True`` also a node (containerd, kubelet, kube-proxy, kube-scheduler) in a private
+    network namespace. ``audit_log``: a path for a metadata audit log of the API server
+    (default ``$MESHGUARD_AUDIT_LOG``, else with a node ``<workdir>/audit.log``)."""
 
-    def __init__(self, workdir: str | Path) -> None:
+    def __init__(
+        self, workdir: str | Path, node: bool | None = None, audit_log: str | None = None
+    ) -> None:
         self.dir = Path(workdir).resolve()
         self.kubeconfig = str(self.dir / "kubeconfig")
         self.timings: dict[str, float] = {}
         self._server = ""
+        saved = self._load_state().get("node")
+        self._node: NodeResources | None = NodeResources.from_dict(saved) if saved else None
+        # node=None: whatever the saved state says (stop/status of a running test bed)
+        self.node = bool(saved) if node is None else node
+        default_audit = str(self.dir / "audit.log") if self.node else ""
+        self._audit_log = audit_log or os.environ.get("MESHGUARD_AUDIT_LOG") or default_audit
 
     # -- public ---------------------------------------------------------------------
     @property
@@ -335,8 +420,14 @@ class LocalControlPlane:
     def alive(self) -> dict[str, bool]:
         return {name: self._owned_and_alive(pid) for name, pid in self.pids().items()}
 
+    @property
+    def node_resources(self) -> NodeResources | None:
+        """Names of the node's network namespace, veth pair, cgroups... (None without node)."""
+        return self._node
+
     def start(self) -> LocalControlPlane:
-        """Start everything, wait until ready and the CRDs are established."""
+        """Start everything, wait until ready and the CRDs are established (and with a node,
+        until the node is Ready)."""
         binaries = self._binaries()
         crd_files = [istio_crds_path(), GLOO_CRDS]
         if any(self.alive().values()):
@@ -344,7 +435,11 @@ class LocalControlPlane:
         self.dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
+            if self.node:
+                self._create_node_network()
             self._start_processes(binaries, started)
+            if self.node:
+                self._start_node(binaries, started)
             self.register_crds(crd_files)
             self.timings["crds"] = time.monotonic() - started
         except BaseException:
@@ -355,13 +450,27 @@ class LocalControlPlane:
     def stop(self, remove: bool = True) -> None:
         """Stop the process groups in reverse start order (TERM, then KILL); remove the dir.
 
-        The API server must go before etcd: without etcd its shutdown hangs for ~30 s.
+        The node goes first (its processes, then every container, mount, cgroup, the
+        network namespace and the host files it wrote; see ``leftovers``). The API server
+        must go before etcd: without etcd its shutdown hangs for ~30 s.
         """
+        if self._node is not None:
+            self._stop_node()
         for name, pid in reversed(list(self.pids().items())):
             if self._owned_and_alive(pid) and not _terminate_group(pid):
                 raise TestbedError(f"{name} (pid {pid}) of {self.dir} did not exit")
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def leftovers(self) -> dict[str, Any]:
+        """What the node left behind after ``stop`` (every value empty or False when clean):
+        container processes in its cgroups, mounts under its directories, its cgroups, its
+        network namespace and veth, changed kernel settings, and our processes."""
+        if self._node is None:
+            return {}
+        found = self._node.leftovers(self.dir)
+        found["our_processes"] = _pids_with_cmdline(str(self.dir), self._node.run_dir)
+        return found
 
     def stop_apiserver(self) -> None:
         """Kill only kube-apiserver, as a crash would (SIGKILL; for fault tests); etcd and the
@@ -398,15 +507,31 @@ class LocalControlPlane:
 
     # -- startup steps ----------------------------------------------------------------
     def _binaries(self) -> dict[str, str]:
-        return {
+        binaries = {
             "etcd": _etcd_binary(),
             "kube-apiserver": _kube_binary("kube-apiserver"),
             "kube-controller-manager": _kube_binary("kube-controller-manager"),
         }
+        if self.node:
+            for name in ("kubelet", "kube-proxy", "kube-scheduler"):
+                binaries[name] = _kube_binary(name)
+            try:
+                testbed_node.check_host()
+            except NodeError as exc:
+                raise TestbedError(str(exc)) from exc
+            binaries["containerd"] = shutil.which("containerd") or "containerd"
+            for short in images.BUILDERS:
+                if not images.archive_path(short).is_file():
+                    raise TestbedError(
+                        f"image archive {images.archive_path(short)} is missing: run make setup "
+                        "(python hack/images.py build)"
+                    )
+        return binaries
 
     def _start_processes(self, binaries: dict[str, str], started: float) -> None:
-        _write_pki(self.dir)
-        tokens = _write_tokens(self.dir, {**USERS, CONTROLLER_MANAGER: ()})
+        _write_pki(self.dir, self._node)
+        users = {**USERS, CONTROLLER_MANAGER: (), **(NODE_USERS if self.node else {})}
+        tokens = _write_tokens(self.dir, users)
         etcd_url = f"http://127.0.0.1:{_free_port()}"
         self._spawn("etcd", self._etcd_args(binaries["etcd"], etcd_url))
         self._wait_until(f"{etcd_url}/health", "", None, "etcd")
@@ -416,7 +541,7 @@ class LocalControlPlane:
             f"{self._server}/readyz", tokens[ADMIN], self.dir / "ca.crt", "kube-apiserver"
         )
         self.timings["apiserver"] = time.monotonic() - started
-        self._write_kubeconfigs(tokens)
+        self._write_kubeconfigs(tokens, users)
         self._spawn(
             "kube-controller-manager",
             self._controller_manager_args(binaries["kube-controller-manager"]),
@@ -432,28 +557,42 @@ class LocalControlPlane:
         ]  # fmt: skip
 
     def _apiserver_args(self, apiserver: str, etcd_url: str) -> list[str]:
-        port = _free_port()
-        self._server = f"https://127.0.0.1:{port}"
+        address = self._node.host_ip if self._node else "127.0.0.1"
+        port = _free_port(address)
+        self._server = f"https://{address}:{port}"
         d = self.dir
         return [
             apiserver, "--etcd-servers", etcd_url,
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--bind-address", address, "--advertise-address", address,
             "--secure-port", str(port), "--insecure-port", "0", "--cert-dir", str(d),
             "--tls-cert-file", str(d / "server.crt"),
             "--tls-private-key-file", str(d / "server.key"),
             "--client-ca-file", str(d / "ca.crt"), "--token-auth-file", str(d / "tokens.csv"),
-            "--authorization-mode", "RBAC", "--anonymous-auth=false",
+            "--authorization-mode", "Node,RBAC" if self.node else "RBAC",
+            "--anonymous-auth=false",
             "--enable-admission-plugins", ADMISSION_PLUGINS,
             "--service-account-key-file", str(d / "sa.pub"),
             "--service-account-signing-key-file", str(d / "sa.key"),
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--api-audiences", "https://kubernetes.default.svc.cluster.local",
             "--service-cluster-ip-range", SERVICE_CIDR,
-            *self._audit_args(),
+            *self._audit_args(), *self._apiserver_node_args(),
+        ]  # fmt: skip
+
+    def _apiserver_node_args(self) -> list[str]:
+        if not self.node:
+            return []
+        d = self.dir
+        return [
+            "--feature-gates", "EphemeralContainers=true",
+            "--kubelet-client-certificate", str(d / "kubelet-client.crt"),
+            "--kubelet-client-key", str(d / "kubelet-client.key"),
+            "--kubelet-certificate-authority", str(d / "ca.crt"),
+            "--kubelet-preferred-address-types", "InternalIP",
         ]  # fmt: skip
 
     def _audit_args(self) -> list[str]:
-        log = os.environ.get("MESHGUARD_AUDIT_LOG")
+        log = self._audit_log
         if not log:
             return []
         policy = self.dir / "audit-policy.yaml"
@@ -470,15 +609,18 @@ class LocalControlPlane:
             "--bind-address", "127.0.0.1", "--secure-port", "0", "--port", "0",
         ]  # fmt: skip
 
-    def _write_kubeconfigs(self, tokens: dict[str, str]) -> None:
+    def _write_kubeconfigs(self, tokens: dict[str, str], users: dict[str, Any]) -> None:
         ca_pem = (self.dir / "ca.crt").read_bytes()
         paths = {user: self.kubeconfig_for(user) for user in USERS}
         paths[CONTROLLER_MANAGER] = str(self.dir / "kubeconfig-controller-manager")
+        for user in NODE_USERS:
+            if user in users:
+                paths[user] = str(self.dir / f"kubeconfig-{user.split(':')[1]}")
         for user, path in paths.items():
             config = _kubeconfig(self._server, ca_pem, user, tokens[user])
             _write_private(Path(path), yaml.safe_dump(config).encode())
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Start ``argv`` daemonized in its own session (process group id == pid)."""
         with open(self.dir / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(
@@ -488,6 +630,7 @@ class LocalControlPlane:
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,
                 start_new_session=True,
+                env=env,
             )
         self._save_state({**self.pids(), name: proc.pid})
 
@@ -507,6 +650,159 @@ class LocalControlPlane:
 
     def _log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
+
+    # -- the node ---------------------------------------------------------------------
+    @property
+    def node_dir(self) -> Path:
+        return self.dir / "node"
+
+    def _create_node_network(self) -> None:
+        """The node's network namespace exists before containerd starts (and before the
+        API server, which listens on the host end of its veth pair)."""
+        self._node = NodeResources.for_dir(self.dir)
+        self._save_state(self.pids())  # from here on, stop() knows what to clean up
+        try:
+            self._node.create_network()
+        except NodeError as exc:
+            raise TestbedError(str(exc)) from exc
+
+    def _node_env(self) -> dict[str, str]:
+        return {**os.environ, **NODE_ENV}
+
+    def _spawn_in_node(self, name: str, argv: list[str]) -> None:
+        assert self._node is not None
+        self._spawn(name, self._node.nsenter(argv), env=self._node_env())
+
+    def _start_node(self, binaries: dict[str, str], started: float) -> None:
+        node = self._node
+        assert node is not None
+        names = images.image_names()
+        testbed_node.write_node_files(node, self.node_dir, names["pause"])
+        self._spawn_in_node(
+            "containerd",
+            [binaries["containerd"], "--config", str(self.node_dir / "containerd.toml")],
+        )
+        self._wait_containerd()
+        self._import_images()
+        self.timings["images"] = time.monotonic() - started
+        node.record_sysctls()
+        node.create_cgroups()
+        self._save_state(self.pids())
+        d, nd = self.dir, self.node_dir
+        pki = {
+            "cert": str(d / "kubelet.crt"),
+            "key": str(d / "kubelet.key"),
+            "ca": str(d / "ca.crt"),
+        }
+        kubelet_config = nd / "kubelet.yaml"
+        kubelet_config.write_text(yaml.safe_dump(testbed_node.kubelet_config(node, nd, pki)))
+        self._spawn_in_node("kubelet", [
+            binaries["kubelet"], "--config", str(kubelet_config),
+            "--kubeconfig", str(d / "kubeconfig-node"),
+            "--container-runtime=remote",
+            "--container-runtime-endpoint", f"unix://{node.run_dir}/containerd.sock",
+            "--root-dir", str(nd / "kubelet"), "--cert-dir", str(nd / "kubelet-pki"),
+            "--hostname-override", NODE_NAME, "--node-ip", node.node_ip,
+            "--pod-infra-container-image", names["pause"],
+            "--volume-plugin-dir", str(nd / "volume-plugins"),
+        ])  # fmt: skip
+        self._spawn_in_node("kube-proxy", [
+            binaries["kube-proxy"], "--kubeconfig", str(d / "kubeconfig-kube-proxy"),
+            "--proxy-mode=iptables", "--hostname-override", NODE_NAME,
+            "--cluster-cidr", testbed_node.CLUSTER_CIDR,
+            # leave the host's conntrack settings alone
+            "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0",
+            # loopback of the node's namespace
+            "--healthz-bind-address=127.0.0.1:10256", "--metrics-bind-address=127.0.0.1:10249",
+            "--iptables-min-sync-period=0s",
+        ])  # fmt: skip
+        self._spawn_in_node("kube-scheduler", [
+            binaries["kube-scheduler"], "--kubeconfig", str(d / "kubeconfig-kube-scheduler"),
+            "--leader-elect=false", "--port=0", "--secure-port=0",
+        ])  # fmt: skip
+        self._wait_node_ready()
+        self.timings["node"] = time.monotonic() - started
+
+    def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        assert self._node is not None
+        address = f"{self._node.run_dir}/containerd.sock"
+        return subprocess.run(
+            ["ctr", "--address", address, "--namespace", "k8s.io", *args],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    def _wait_containerd(self) -> None:
+        pid = self.pids()["containerd"]
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self._ctr("version").returncode != 0:
+            if not _alive(pid):
+                raise TestbedError(
+                    f"containerd exited; end of its log:\n{_tail(self._log('containerd'))}"
+                )
+            if time.monotonic() > deadline:
+                raise TestbedError(
+                    f"containerd not ready; end of its log:\n{_tail(self._log('containerd'))}"
+                )
+            time.sleep(0.1)
+
+    def _import_images(self) -> None:
+        for short in images.BUILDERS:
+            proc = self._ctr("images", "import", str(images.archive_path(short)))
+            if proc.returncode != 0:
+                raise TestbedError(f"ctr images import {short}: {proc.stderr.strip()}")
+
+    def _wait_node_ready(self) -> None:
+        token = _read_tokens(self.dir)[ADMIN]
+        url = f"{self.server}/api/v1/nodes/{NODE_NAME}"
+        deadline = time.monotonic() + NODE_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            node = _get_json(url, token, self.dir / "ca.crt")
+            conditions = (node or {}).get("status", {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return
+            for name in NODE_PROCESSES:
+                if not _alive(self.pids()[name]):
+                    raise TestbedError(f"{name} exited; end of its log:\n{_tail(self._log(name))}")
+            time.sleep(0.2)
+        raise TestbedError(
+            f"node {NODE_NAME} not Ready after {NODE_READY_TIMEOUT:.0f}s; end of the kubelet "
+            f"log:\n{_tail(self._log('kubelet'))}"
+        )
+
+    def _stop_node(self) -> None:
+        """Node processes, then every container, mount, cgroup, the network namespace and
+        the host files; restores the kernel settings the kubelet changed."""
+        node = self._node
+        assert node is not None
+        pids = self.pids()
+        for name in ("kube-proxy", "kube-scheduler", "kubelet"):
+            pid = pids.get(name, 0)
+            if self._owned_and_alive(pid) and not _terminate_group(pid):
+                raise TestbedError(f"{name} (pid {pid}) of {self.dir} did not exit")
+        node.kill_containers()
+        pid = pids.get("containerd", 0)
+        sockets = node.shim_sockets(pid) if self._owned_and_alive(pid) else []
+        if self._owned_and_alive(pid) and not _terminate_group(pid):
+            raise TestbedError(f"containerd (pid {pid}) of {self.dir} did not exit")
+        for shim in _pids_with_cmdline(node.run_dir):  # containerd-shim-runc-v2 -address ...
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim, signal.SIGKILL)
+            _wait_exit(shim, 5.0)
+        node.kill_containers()
+        node.remove_sockets(sockets)
+        left = node.unmount_all([str(self.dir), node.run_dir])
+        if left:
+            raise TestbedError(f"could not unmount {left}")
+        node.delete_network()
+        cgroups = node.remove_cgroups()
+        if cgroups:
+            raise TestbedError(f"could not remove the node's cgroups {cgroups}")
+        node.remove_host_files()
+        node.restore_sysctls()
+        for name in NODE_PROCESSES:
+            pids.pop(name, None)
+        self._save_state(pids)
 
     # -- CRDs -------------------------------------------------------------------------
     def register_crds(self, files: list[Path]) -> None:
@@ -556,7 +852,9 @@ class LocalControlPlane:
         return {}
 
     def _save_state(self, pids: dict[str, int]) -> None:
-        state = {"server": self._server, "pids": pids}
+        state: dict[str, Any] = {"server": self._server, "pids": pids}
+        if self._node is not None:
+            state["node"] = self._node.as_dict()
         (self.dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def _owned_and_alive(self, pid: int) -> bool:
@@ -589,8 +887,9 @@ def _cmd_stop(cp: LocalControlPlane) -> int:
 
 def _cmd_status(cp: LocalControlPlane) -> int:
     alive = cp.alive()
-    print(json.dumps({"server": cp.server, "alive": alive}))
-    return 0 if alive and all(alive.values()) and len(alive) == len(PROCESSES) else 1
+    print(json.dumps({"server": cp.server, "node": cp.node, "alive": alive}))
+    expected = len(PROCESSES) + (len(NODE_PROCESSES) if cp.node else 0)
+    return 0 if alive and all(alive.values()) and len(alive) == expected else 1
 
 
 def _cmd_env(cp: LocalControlPlane) -> int:
@@ -607,9 +906,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", maxsplit=1)[0])
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("--dir", required=True, help="work directory of this control plane")
+    parser.add_argument(
+        "--node", action="store_true", help="start: also a node that runs pods (needs root)"
+    )
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](LocalControlPlane(args.dir))
+        node = True if args.command == "start" and args.node else None
+        if args.command == "start" and not args.node:
+            node = False
+        return COMMANDS[args.command](LocalControlPlane(args.dir, node=node))
     except TestbedError as exc:
         print(f"testbed: {exc}", file=sys.stderr)
         return 2

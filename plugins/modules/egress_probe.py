@@ -162,9 +162,9 @@ notes:
   - Ephemeral containers are alpha in Kubernetes 1.16-1.22 (feature gate
     C(EphemeralContainers)); before 1.22 the module uses the C(EphemeralContainers) JSON patch,
     later a strategic merge patch of the Pod.
-  - The exec channel is covered by unit tests with a fake stream object; the project's
-    integration tests run controller-host probes against a real Envoy, since the local test
-    control plane has no kubelet.
+  - The project's integration tests run pod probes (one exec per source pod, and from an
+    ephemeral debug container) against a real Envoy pod on the test bed's local node, and
+    controller-host probes against a real Envoy.
 seealso:
   - module: meshguard.egress.gateway_access_log
   - module: kubernetes.core.k8s_exec

@@ -1,4 +1,6 @@
-"""Fixtures for the role and playbook tests: the stand-in gateway chart and ansible-playbook."""
+"""Fixtures for the role and playbook tests: the stand-in gateway chart and ansible-playbook;
+for the tests that run real pods: the test bed's node (``node_testbed``, ``node_namespace``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +9,66 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "hack"))
+
+
+@pytest.fixture(scope="session")
+def node_testbed(
+    testbed_dir: Path | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A ``testbed.LocalControlPlane`` with a node that runs real pods (started once per
+    session; hack/testbed.py ``start --node``). Its API server writes an audit log to
+    ``<dir>/audit.log``.
+
+    Which one: ``MESHGUARD_NODE_TESTBED_DIR`` (already running, e.g. started by hack/test.sh),
+    else the session's control plane when it has a node, else one started here. On a user's
+    cluster (``MESHGUARD_KUBECONFIG``) the node tests are skipped: they need this machine's
+    node and its local ``localhost/meshguard/*`` images.
+    """
+    from testbed import LocalControlPlane
+
+    if os.environ.get("MESHGUARD_KUBECONFIG"):
+        pytest.skip("needs the local test bed's node (MESHGUARD_KUBECONFIG is set)")
+    running = os.environ.get("MESHGUARD_NODE_TESTBED_DIR")
+    if not running and testbed_dir is not None and LocalControlPlane(testbed_dir).node:
+        running = str(testbed_dir)
+    if running:
+        control_plane = LocalControlPlane(running)
+        alive = control_plane.alive()
+        if not control_plane.node or not alive or not all(alive.values()):
+            raise pytest.UsageError(f"{running} is not a running test bed with a node ({alive})")
+        yield control_plane
+        return
+    workdir = tmp_path_factory.mktemp("node-testbed")
+    control_plane = LocalControlPlane(workdir, node=True).start()
+    try:
+        yield control_plane
+    finally:
+        control_plane.stop()
+
+
+@pytest.fixture
+def node_namespace(node_testbed: Any) -> Iterator[str]:
+    """A fresh namespace on the node's control plane (default service account ready)."""
+    import node_pods
+
+    core = node_pods.core_api(node_testbed.kubeconfig)
+    name = f"mg-node-{uuid.uuid4().hex[:8]}"
+    node_pods.create_namespace(core, name)
+    try:
+        yield name
+    finally:
+        node_pods.delete_namespace(core, name)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
