@@ -18,7 +18,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils._k8s_auth import 
 from ansible_collections.meshguard.egress.plugins.plugin_utils.action import (
     PLAN_ARG_SPEC,
     cluster_auth,
-    description,
+    plan_for_task,
     validate_args,
 )
 from ansible_collections.meshguard.egress.plugins.plugin_utils.converge import (
@@ -26,12 +26,8 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.converge import (
     PreflightError,
     WriteError,
 )
-from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
-    DescriptionError,
-)
 from ansible_collections.meshguard.egress.plugins.plugin_utils.helm import Helm, HelmError
 from ansible_collections.meshguard.egress.plugins.plugin_utils.kube import Kube, KubeError
-from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import build_plan
 
 ARG_SPEC = {
     **PLAN_ARG_SPEC,
@@ -50,11 +46,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = validate_args(self._task.args, ARG_SPEC)
-        spec = description(args, self._templar, task_vars)
-        try:
-            plan = build_plan(spec, args["concerns"])
-        except DescriptionError as exc:
-            raise AnsibleActionFail(f"invalid egress description:\n{exc}") from exc
+        plan = plan_for_task(args, self._templar, task_vars)
         try:
             import kubernetes  # noqa: F401
         except ImportError as exc:

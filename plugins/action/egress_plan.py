@@ -7,18 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshguard.egress.plugins.plugin_utils.action import (
     PLAN_ARG_SPEC,
-    description,
+    plan_for_task,
     validate_args,
 )
-from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
-    DescriptionError,
-)
-from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import build_plan
 
 ARG_SPEC = {**PLAN_ARG_SPEC, "verify": {"type": "bool", "default": True}}
 
@@ -32,10 +27,6 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = validate_args(self._task.args, ARG_SPEC)
-        spec = description(args, self._templar, task_vars)
-        try:
-            plan = build_plan(spec, args["concerns"], verify=args["verify"])
-        except DescriptionError as exc:
-            raise AnsibleActionFail(f"invalid egress description:\n{exc}") from exc
+        plan = plan_for_task(args, self._templar, task_vars, verify=args["verify"])
         result.update(changed=False, plan=plan)
         return result

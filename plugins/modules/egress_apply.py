@@ -32,6 +32,7 @@ description:
 author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
+  - meshguard.egress.plan
   - meshguard.egress.attributes
   - meshguard.egress.k8s_auth
 options:
@@ -40,18 +41,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  description:
-    description:
-      - The description as one mapping (keys without the C(egress_) prefix). Default the
-        host's C(egress_*) variables, with every C(egress_override_*) mapping deep-merged
-        on top.
-    type: dict
-  concerns:
-    description: Which parts of the plan to apply or remove.
-    type: list
-    elements: str
-    choices: [outbound_policy, gateway, routes, access, lockdown]
-    default: [outbound_policy, gateway, routes, access, lockdown]
   helm_binary:
     description: The helm executable on the controller.
     type: str

@@ -20,21 +20,10 @@ description:
 author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
+  - meshguard.egress.plan
   - meshguard.egress.attributes
   - meshguard.egress.attributes.read_only
 options:
-  description:
-    description:
-      - The description as one mapping (keys without the C(egress_) prefix). Default the
-        host's C(egress_*) variables, with every C(egress_override_*) mapping deep-merged
-        on top.
-    type: dict
-  concerns:
-    description: Which parts of the plan to compute.
-    type: list
-    elements: str
-    choices: [outbound_policy, gateway, routes, access, lockdown]
-    default: [outbound_policy, gateway, routes, access, lockdown]
   verify:
     description: Also compute the verification expectations (needs C(egress_verify)).
     type: bool

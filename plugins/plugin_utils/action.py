@@ -20,6 +20,7 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.description impor
     DescriptionError,
     description_from_variables,
 )
+from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import build_plan
 from ansible_collections.meshguard.egress.plugins.plugin_utils.schema import (
     CONCERNS,
     CONNECTION_VARIABLES,
@@ -66,6 +67,17 @@ def description(args: dict[str, Any], templar: Any, task_vars: dict[str, Any]) -
         )
     try:
         return description_from_variables(variables)
+    except DescriptionError as exc:
+        raise AnsibleActionFail(f"invalid egress description:\n{exc}") from exc
+
+
+def plan_for_task(
+    args: dict[str, Any], templar: Any, task_vars: dict[str, Any], verify: bool = False
+) -> dict[str, Any]:
+    """The plan of the task's description, or AnsibleActionFail naming every problem."""
+    spec = description(args, templar, task_vars)
+    try:
+        return build_plan(spec, args["concerns"], verify=verify)
     except DescriptionError as exc:
         raise AnsibleActionFail(f"invalid egress description:\n{exc}") from exc
 

@@ -91,6 +91,7 @@ def test_runs_in_check_mode(envoy_gateway: EnvoyGateway, tmp_path: Path) -> None
 
 
 RBAC_DENIED = "http.egress_http.rbac.denied"  # Envoy counts each request its RBAC denies
+COMPLETED = "http.egress_http.downstream_rq_completed"  # and each request it answered
 EVENT_TIMEOUT = 120.0  # a failure bound for awaited events, not a synchronisation delay
 
 
@@ -117,16 +118,24 @@ def test_retry_holds_when_policy_changes_mid_probe(
         "max_retry_delay": 1,
     }
     denied_before = envoy_gateway.counter(RBAC_DENIED)
+    completed_before = envoy_gateway.counter(COMPLETED)
     results: list[dict[str, Any]] = []
     probing = threading.Thread(
         target=lambda: results.append(run_module("egress_probe", args, tmp_path))
     )
     probing.start()
     try:  # Envoy is restarted from this thread: it gets SIGTERM when its parent thread ends
-        # the policy changes once Envoy has denied the module's first attempt
+        # the policy changes once Envoy has answered the module's whole first round: the
+        # denied attempt, and the allowed one (restarting Envoy earlier would cut it off)
         wait_for(
-            lambda: envoy_gateway.counter(RBAC_DENIED) > denied_before or not probing.is_alive(),
-            "the module's first (denied) attempt",
+            lambda: (
+                (
+                    envoy_gateway.counter(RBAC_DENIED) > denied_before
+                    and envoy_gateway.counter(COMPLETED) >= completed_before + 2
+                )
+                or not probing.is_alive()
+            ),
+            "the module's first round (one denied, one allowed attempt)",
         )
         assert probing.is_alive(), results
         envoy_gateway.reconfigure(DEFAULT_CLIENTS + ("bookinfo/reviews",))

@@ -78,15 +78,16 @@ class FakeModule:
 
 @pytest.fixture
 def core(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import os
+
     import kubernetes.client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client
 
-    class Wrapped:
-        class client:  # the attribute chain read_pod_logs follows
-            client = "api-client-sentinel"
-
-    seen: list[Any] = []
-    monkeypatch.setattr(client, "get_api_client", lambda module: seen.append(module) or Wrapped)
+    for variable in [v for v in os.environ if v.startswith("K8S_AUTH_")]:
+        monkeypatch.delenv(variable)
+    seen: list[Any] = []  # the connection options each API client was made from
+    monkeypatch.setattr(
+        gal, "api_client", lambda options: seen.append(options) or "api-client-sentinel"
+    )
     monkeypatch.setattr(kubernetes.client, "CoreV1Api", FakeCore)
     FakeCore.instances.clear()
     return seen
@@ -96,7 +97,7 @@ def test_reads_every_gateway_pod_by_name_order(core: list) -> None:
     module = FakeModule()
     logs = gal.read_pod_logs(module, None)
     assert logs == [("gw-a", LINE + "\n"), ("gw-b", "b-line\n"), ("gw-c", "")]
-    assert module.required == ["kubernetes"] and core == [module]
+    assert core == [{}]  # no connection option set: the defaults (kubeconfig, in-cluster)
     (api,) = FakeCore.instances
     assert api.api_client == "api-client-sentinel"
     assert api.calls[0] == ("list", ("istio-egress",), {"label_selector": "istio=egressgateway"})
