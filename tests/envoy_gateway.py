@@ -419,6 +419,9 @@ class EnvoyGateway:
                 "warning",
                 "--drain-time-s",
                 "0",
+                # write access-log records within 100 ms (the default buffers up to 10 s)
+                "--file-flush-interval-msec",
+                "100",
             ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
