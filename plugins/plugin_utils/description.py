@@ -20,6 +20,7 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.schema import (
     CONCERN_KEYS,
     CONCERNS,
     CONNECTION_VARIABLES,
+    NETWORK_PORT_FIELDS,
     OVERRIDE_PREFIX,
     VARIABLE_PREFIX,
     default,
@@ -792,7 +793,7 @@ def _network_ports(p: _Problems, path: str, raw: Any) -> list[dict[str, Any]]:
     ports = []
     for i, item in enumerate(_list(p, path, raw)):
         port_path = _join(path, i)
-        entry = _mapping(p, port_path, item, ("port", "protocol"))
+        entry = _mapping(p, port_path, item, tuple(f.key for f in NETWORK_PORT_FIELDS))
         ports.append(
             {
                 "port": _port_number(p, _join(port_path, "port"), entry.get("port")),
@@ -801,7 +802,7 @@ def _network_ports(p: _Problems, path: str, raw: Any) -> list[dict[str, Any]]:
                     _join(port_path, "protocol"),
                     entry.get("protocol"),
                     NETWORK_PROTOCOLS,
-                    "TCP",
+                    default("lockdown.allow.ports.protocol"),
                 ),
             }
         )

@@ -46,6 +46,12 @@ def _f(key: str, type_: str, doc: str, default: Any = None, **kwargs: Any) -> Fi
     return Field(key, type_, doc, default, **kwargs)
 
 
+# a NetworkPolicy port: lockdown.dns/istiod.ports and lockdown.allow[].ports
+NETWORK_PORT_FIELDS = (
+    _f("port", "int", "Port number.", REQUIRED),
+    _f("protocol", "str", "Protocol.", "TCP", choices=("TCP", "UDP", "SCTP")),
+)
+
 PEER_FIELDS = (
     _f("namespace", "str", "Namespace of the peer pods."),
     _f("pod_selector", "labels", "Labels of the peer pods."),
@@ -61,10 +67,7 @@ PEER_FIELDS = (
         "list",
         "Ports allowed to the peer; each C({port, protocol}).",
         None,
-        fields=(
-            _f("port", "int", "Port number.", REQUIRED),
-            _f("protocol", "str", "Protocol.", "TCP", choices=("TCP", "UDP", "SCTP")),
-        ),
+        fields=NETWORK_PORT_FIELDS,
     ),
 )
 
@@ -420,16 +423,7 @@ SCHEMA = Field(
                             "list",
                             "Ports; each C({port, protocol}).",
                             [],
-                            fields=(
-                                _f("port", "int", "Port.", REQUIRED),
-                                _f(
-                                    "protocol",
-                                    "str",
-                                    "Protocol.",
-                                    "TCP",
-                                    choices=("TCP", "UDP", "SCTP"),
-                                ),
-                            ),
+                            fields=NETWORK_PORT_FIELDS,
                         ),
                     ),
                 ),
