@@ -74,6 +74,9 @@ spec:
         - name: istio-proxy
           {{- $g := $v.global | default dict }}
           image: {{ if $g.hub }}{{ $g.hub }}/proxyv2:{{ $g.tag }}{{ else }}auto{{ end }}
+          {{- with $v.imagePullPolicy }}
+          imagePullPolicy: {{ . }}
+          {{- end }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           ports:
