@@ -5,7 +5,7 @@ setup:
 test:
 	bash hack/test.sh
 run:
-	bash hack/run.sh playbooks/site.yml
+	bash hack/run.sh
 teardown:
 	bash hack/run.sh playbooks/teardown.yml
 lint:
