@@ -24,15 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import images  # hack/ and tests/ are on sys.path (tests/integration/conftest.py)
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "hack"))
-import images
 from conftest import recap
 from standin_mesh import Standin
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 VENV_BIN = Path(sys.executable).parent
 NODE_VARS = ("-e", "@hack/embedded-vars.yml", "-e", "@hack/embedded-node-vars.yml")
