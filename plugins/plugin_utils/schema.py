@@ -464,7 +464,7 @@ SCHEMA = Field(
                     "Image with C(sh) and C(curl) for the automatic bypass probes: in every "
                     "namespace of C(lockdown.namespaces), C(egress_probe) creates a temporary "
                     "pod of this image without a sidecar (C(sidecar.istio.io/inject: "
-                    "\"false\")), requests the first service host directly (expected "
+                    '"false")), requests the first service host directly (expected '
                     "C(unreachable)) and deletes the pod; an empty string turns these probes "
                     "off. The verify ClusterRole grants C(pods) create/delete for them.",
                     "docker.io/curlimages/curl:8.11.1",
