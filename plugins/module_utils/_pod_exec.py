@@ -165,6 +165,17 @@ def _api_error(exc: Exception) -> str:
     return f"{status} {reason}" if status else str(exc)
 
 
+def _api_message(exc: Exception) -> str:
+    """``_api_error`` and the API server's message (a 403 may be RBAC or admission)."""
+    import json
+
+    try:
+        message = json.loads(getattr(exc, "body", None) or "{}").get("message")
+    except (ValueError, TypeError, AttributeError):
+        message = None
+    return f"{_api_error(exc)}: {message}" if message else _api_error(exc)
+
+
 # --------------------------------------------------------------------------- pod lookup
 
 
@@ -408,7 +419,7 @@ def create_bypass_pod(core_api: Any, namespace: str, image: str, lifetime: int) 
         core_api.create_namespaced_pod(namespace, bypass_pod_body(name, image, lifetime))
     except Exception as exc:
         raise PodSourceError(
-            f"cannot create the bypass pod {namespace}/{name}: {_api_error(exc)}"
+            f"cannot create the bypass pod {namespace}/{name}: {_api_message(exc)}"
         ) from exc
     return name
 

@@ -406,3 +406,18 @@ def test_a_not_proven_probe_runs_once_and_neither_holds_nor_fails(
         0,
     )
     assert p.mismatch_table(results).count("\n") == 1  # header and rule only
+
+
+def test_a_refused_creation_carries_the_api_servers_message() -> None:
+    class Refused(ApiError):
+        body = '{"message": "error looking up service account shop/default"}'
+
+    class Core:
+        def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+            raise Refused(403, "Forbidden")
+
+    with pytest.raises(pe.PodSourceError) as caught:
+        pe.create_bypass_pod(Core(), "shop", IMAGE, 60)
+    assert str(caught.value).endswith(
+        ": 403 Forbidden: error looking up service account shop/default"
+    )
