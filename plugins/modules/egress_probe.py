@@ -24,7 +24,7 @@ description:
     hold or O(deadline) passes (policies take seconds to propagate).
   - A probe with O(probes[].not_proven) runs once and is never retried; its outcome is
     reported but proves nothing, so it neither holds nor fails (RV(summary.not_proven)).
-  - The module fails with a table of the mismatches. It never reports C(changed): the
+  - The module fails with a table of the mismatches. It never reports C(changed); the
     only objects it creates, the temporary pods of O(probes[].source.bypass_image), are
     deleted again before it returns, so the cluster's state is unchanged.
 author:
@@ -142,7 +142,7 @@ options:
           bypass_image:
             description:
               - Probe from a temporary pod of this image (with C(sh) and C(curl)) without a
-                sidecar, as a pod that bypasses the mesh would: the module creates
+                sidecar, as a pod that bypasses the mesh would; the module creates
                 C(meshguard-bypass-<hex>) in O(probes[].source.namespace) (label and
                 annotation C(sidecar.istio.io/inject=false), label
                 C(meshguard.io/created-by=meshguard.egress.egress_probe), no service account
@@ -150,7 +150,7 @@ options:
                 C(activeDeadlineSeconds) as long, so that a killed run's pod ends by itself),
                 waits up to O(debug_container_timeout) for it to run, runs the source's
                 probes in it through exec, and always deletes it at the end, also on errors.
-              - Needs C(create) and C(delete) on C(pods). In check mode no pod is created:
+              - Needs C(create) and C(delete) on C(pods). In check mode no pod is created;
                 the source's probes are reported not proven.
               - Mutually exclusive with O(probes[].source.pod),
                 O(probes[].source.label_selector), O(probes[].source.debug_image) and
@@ -283,7 +283,9 @@ probes:
       type: str
       sample: denied
     outcome:
-      description: Outcome of the last attempt.
+      description:
+        - Outcome of the last attempt; C(not_run) for a probe that was not sent (a bypass
+          source in check mode).
       type: str
       sample: denied
     held:
