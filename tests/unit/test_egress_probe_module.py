@@ -35,7 +35,7 @@ class FakeCore:
         self.calls: list[tuple[str, str, str]] = []
         self.reads: dict[str, int] = {}
         self.created: list[dict[str, Any]] = []
-        self.fail_delete: ApiError | None = None
+        self.delete_error: list[ApiError] = []  # raised by the next deletes
         self.bypass_phase = "Running"
 
     def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
@@ -61,8 +61,8 @@ class FakeCore:
     def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> None:
         self.calls.append(("delete", namespace, name))
         assert kwargs == {"grace_period_seconds": 0}
-        if self.fail_delete:
-            raise self.fail_delete
+        if self.delete_error:
+            raise self.delete_error[0]
         self.pods.pop((namespace, name))
 
 
@@ -297,13 +297,13 @@ def test_a_bypass_pod_is_deleted_when_the_run_raises(
 
 def test_a_bypass_pod_that_cannot_be_deleted_is_a_warning(cluster: dict[str, Any]) -> None:
     core = cluster["core"]
-    core.fail_delete = ApiError(403, "Forbidden")
+    core.delete_error = [ApiError(403, "Forbidden")]
     module = FakeModule([probe_params({"bypass_image": IMAGE})])
     _results, bypass = run(module)
     [name] = [body["metadata"]["name"] for body in core.created]
     assert bypass == [{"namespace": "bookinfo", "name": name, "deleted": False}]
     assert module.warnings == [f"cannot delete the bypass pod bookinfo/{name}: 403 Forbidden"]
-    core.fail_delete = ApiError(404, "Not Found")  # gone already: deleted
+    core.delete_error = [ApiError(404, "Not Found")]  # gone already: deleted
     assert pe.delete_bypass_pod(core, "bookinfo", name) is None
 
 
