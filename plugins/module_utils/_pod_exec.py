@@ -465,21 +465,3 @@ def delete_bypass_pod(core_api: Any, namespace: str, name: str) -> str | None:
             return None  # already gone
         return f"cannot delete the bypass pod {namespace}/{name}: {_api_error(exc)}"
     return None
-
-
-def prepare_bypass_source(
-    core_api: Any,
-    stream_fn: Callable[..., Any],
-    source: PodSource,
-    lifetime: int,
-    timeout: float,
-    created: list[tuple[str, str]],
-) -> Runner:
-    """Create the source's bypass pod (appended to ``created`` before anything can fail, so
-    the caller deletes it), wait until it runs; return its exec runner."""
-    if not source.bypass_image:
-        raise ValueError("not a bypass source")
-    name = create_bypass_pod(core_api, source.namespace, source.bypass_image, lifetime)
-    created.append((source.namespace, name))
-    wait_for_bypass_pod(core_api, source.namespace, name, timeout)
-    return make_exec_runner(core_api, stream_fn, source.namespace, name, BYPASS_CONTAINER)

@@ -508,11 +508,13 @@ def check_mode_probes(
     return changed, not_run
 
 
-def bypass_lifetime(params: dict[str, Any], probes: list[Probe]) -> int:
-    """Seconds a bypass pod must live for the whole run: waiting for it, every retry round
-    until the deadline, the last round's script, and a margin for the exec calls."""
+def bypass_lifetime(params: dict[str, Any], probes: list[Probe], pod_sources: int) -> int:
+    """Seconds a bypass pod must live for the whole run: waiting for every pod source
+    (one after another, at worst), every retry round until the deadline, the last round's
+    script, and a margin for the exec calls."""
+    waits = params["debug_container_timeout"] * pod_sources
     rounds = params["deadline"] + params["max_retry_delay"] + script_timeout(probes)
-    return math.ceil(params["debug_container_timeout"] + rounds + 60)
+    return math.ceil(waits + rounds + 60)
 
 
 def _core_api(module: Any) -> tuple[Any, Any, Any]:
@@ -543,30 +545,50 @@ def _pod_runners(
     lifetime: int,
     created: list[tuple[str, str]],
 ) -> dict[str, Runner | str]:
-    """An exec runner per pod source, or the error that prevents one. Bypass pods are
-    appended to ``created`` as soon as they exist."""
+    """An exec runner per pod source, or the error that prevents one. Every bypass pod is
+    created first (they start together) and appended to ``created`` as soon as it exists."""
     from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import (
+        BYPASS_CONTAINER,
         PodSourceError,
         _api_error,
-        prepare_bypass_source,
+        create_bypass_pod,
+        make_exec_runner,
         prepare_source,
+        wait_for_bypass_pod,
     )
 
     core, version, stream = apis
     timeout = module.params["debug_container_timeout"]
     runners: dict[str, Runner | str] = {}
-    for key, source in sources.items():
+    bypass_pods: dict[str, str] = {}
+
+    def attempt(key: str, step: Any) -> None:
         try:
-            if source.bypass_image:
-                runners[key] = prepare_bypass_source(
-                    core, stream, source, lifetime, timeout, created
-                )
-            else:
-                runners[key] = prepare_source(core, version, stream, source, timeout)
+            step()
         except PodSourceError as exc:
             runners[key] = str(exc)
         except Exception as exc:  # API errors (403, TLS, connection) become this source's error
             runners[key] = f"Kubernetes API: {_api_error(exc)}"
+
+    def create(key: str, source: Any) -> None:
+        name = create_bypass_pod(core, source.namespace, source.bypass_image, lifetime)
+        created.append((source.namespace, name))
+        bypass_pods[key] = name
+
+    def prepare(key: str, source: Any) -> None:
+        if not source.bypass_image:
+            runners[key] = prepare_source(core, version, stream, source, timeout)
+            return
+        name = bypass_pods[key]
+        wait_for_bypass_pod(core, source.namespace, name, timeout)
+        runners[key] = make_exec_runner(core, stream, source.namespace, name, BYPASS_CONTAINER)
+
+    for key, source in sources.items():
+        if source.bypass_image:
+            attempt(key, lambda key=key, source=source: create(key, source))
+    for key, source in sources.items():
+        if key not in runners:  # not already failed at creation
+            attempt(key, lambda key=key, source=source: prepare(key, source))
     return runners
 
 
@@ -614,7 +636,7 @@ def run_probes(
     params = module.params
     try:
         if apis:
-            lifetime = bypass_lifetime(params, probes)
+            lifetime = bypass_lifetime(params, probes, len(pod_sources))
             runners.update(_pod_runners(module, apis, pod_sources, lifetime, created))
         states = run_until_held(
             probes, run_source, params["deadline"], params["retry_delay"], params["max_retry_delay"]

@@ -261,20 +261,23 @@ def test_a_bypass_pod_is_created_and_deleted_with_the_verify_role(
     pod's body, and the pod is deleted again. No kubelet here: it stays Pending, so the
     wait ends with the pod's phase."""
     as_automation = _core(verify_role_bound)
-    created: list[tuple[str, str]] = []
-    source = pe.PodSource(namespace=namespace, bypass_image="localhost/meshguard/curl:7.88.1")
+    image = "localhost/meshguard/curl:7.88.1"
     deadline = time.monotonic() + SA_TIMEOUT
     while True:  # the namespace's default service account may not be there yet
         try:
-            pe.prepare_bypass_source(as_automation, None, source, 120, 0.5, created)
-        except pe.PodSourceError as exc:
-            if not created and time.monotonic() < deadline:  # not created yet: retry
-                time.sleep(0.2)
-                continue
-            assert "not running after 0.5s (phase Pending)" in str(exc), str(exc)
+            name = pe.create_bypass_pod(as_automation, namespace, image, 120)
             break
-    [(where, name)] = created
-    assert where == namespace and name.startswith(pe.BYPASS_POD_PREFIX)
+        except pe.PodSourceError as exc:
+            if "service account" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert name.startswith(pe.BYPASS_POD_PREFIX)
+    with pytest.raises(pe.PodSourceError) as pending:
+        pe.wait_for_bypass_pod(as_automation, namespace, name, 0.5)
+    assert (
+        str(pending.value)
+        == f"bypass pod {namespace}/{name} not running after 0.5s (phase Pending)"
+    )
     stored = core.read_namespaced_pod(name, namespace).to_dict()
     assert stored["metadata"]["labels"] == {
         "sidecar.istio.io/inject": "false",

@@ -264,7 +264,11 @@ def test_a_bypass_source_probes_from_its_own_pod_and_deletes_it(cluster: dict[st
     assert core.pods == {}
     # the pod lives for the whole run: waiting, retry rounds, the last script, a margin
     lifetime = core.created[0]["spec"]["activeDeadlineSeconds"]
-    assert lifetime == 5 + 0 + 0 + (5 + 3 + 15) + 60
+    assert lifetime == 5 * 2 + 0 + 0 + (5 + 3 + 15) + 60  # two pod sources to wait for
+    # both pods are created before the first wait (they start together)
+    creates = [i for i, c in enumerate(core.calls) if c[0] == "create"]
+    reads = [i for i, c in enumerate(core.calls) if c[0] == "read"]
+    assert max(creates) < min(reads), core.calls
     assert core.created[0]["spec"]["containers"][0]["command"] == ["sleep", str(lifetime)]
 
 
