@@ -514,7 +514,8 @@ def verify_description(
     """The procedure's description, with the real Envoy fixture playing the egress gateway:
     both sources probe from the controller, their identity in the header the gateway's RBAC
     reads; every host the probes name is sent to Envoy (httpbin.org:443, the bypass target,
-    to a closed port, as a NetworkPolicy would)."""
+    to a closed port, as a NetworkPolicy would). No automatic bypass pod: there is no
+    cluster."""
     return {
         "egress_services": [
             {
@@ -537,6 +538,8 @@ def verify_description(
             "bypass_sources": [
                 {"namespace": "bookinfo", "service_account": "bypass", "controller": True}
             ],
+            # no cluster here: no automatic bypass pod (the node tests create those)
+            "bypass_image": "",
             "connect_to": [
                 f"httpbin.org:80:127.0.0.1:{gw.http_port}",
                 f"unregistered.meshguard.invalid:80:127.0.0.1:{gw.http_port}",

@@ -24,6 +24,18 @@ def _failure_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _not_proven_text(result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"not proven: {result['not_proven']}",
+            f"expected: {result['expect']}",
+            f"observed: {result['outcome']} ({result['detail']})",
+            f"status: {result.get('status')}",
+            f"curl exit: {result.get('curl_exit')}",
+        ]
+    )
+
+
 def _testcase(result: dict[str, Any], suite: str) -> ET.Element:
     case = ET.Element(
         "testcase",
@@ -31,7 +43,10 @@ def _testcase(result: dict[str, Any], suite: str) -> ET.Element:
         classname=f"{suite}.{result['source']}",
         time=f"{float(result.get('time') or 0):.3f}",
     )
-    if not result["held"]:
+    if result.get("not_proven"):
+        skipped = ET.SubElement(case, "skipped", message=f"not proven: {result['not_proven']}")
+        skipped.text = _not_proven_text(result)
+    elif not result["held"]:
         failure = ET.SubElement(
             case,
             "failure",

@@ -10,6 +10,11 @@ One exec per source pod: the whole batch script (see ``_probe.build_script``) is
 * API servers before 1.22 (ephemeral containers alpha/beta, ``EphemeralContainers`` kind):
   a JSON patch ``add /ephemeralContainers/-``;
 * 1.22 and later: a strategic merge patch of ``spec.ephemeralContainers`` on the Pod.
+
+A bypass source (``bypass_image``) is a temporary pod without a sidecar that this module
+creates in the namespace (:func:`create_bypass_pod`), waits for, probes from and always
+deletes again (:func:`delete_bypass_pod`). A source that claims a ``service_account`` is
+checked against the pod's ``spec.serviceAccountName`` before anything runs in it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ from ansible_collections.meshguard.egress.plugins.module_utils._probe import (
 DEBUG_CONTAINER_PREFIX = "meshguard-probe-"
 DEBUG_CONTAINER_LIFETIME = 3600
 EPHEMERAL_PATCH_API_MINOR = 22
+BYPASS_POD_PREFIX = "meshguard-bypass-"
+BYPASS_CONTAINER = "probe"
+SIDECAR_INJECT = "sidecar.istio.io/inject"
+CREATED_BY_LABEL = "meshguard.io/created-by"
+CREATED_BY = "meshguard.egress.egress_probe"
+# pod phases after which a bypass pod never runs (again)
+ENDED_PHASES = ("Succeeded", "Failed")
 
 
 class PodSourceError(Exception):
@@ -41,13 +53,18 @@ class PodSource:
     label_selector: str | None = None
     container: str | None = None
     debug_image: str | None = None
+    service_account: str | None = None  # the identity the source claims; checked
+    bypass_image: str | None = None  # a temporary pod of this image, without a sidecar
 
     @property
     def key(self) -> str:
+        if self.bypass_image:
+            return f"{self.namespace}/(bypass {self.bypass_image})"
         who = self.name or f"[{self.label_selector}]"
         suffix = f"/{self.container}" if self.container else ""
         debug = f" (debug {self.debug_image})" if self.debug_image else ""
-        return f"{self.namespace}/{who}{suffix}{debug}"
+        claimed = f" as {self.service_account}" if self.service_account else ""
+        return f"{self.namespace}/{who}{suffix}{debug}{claimed}"
 
 
 # --------------------------------------------------------------------------- exec channel
@@ -148,6 +165,17 @@ def _api_error(exc: Exception) -> str:
     return f"{status} {reason}" if status else str(exc)
 
 
+def _api_message(exc: Exception) -> str:
+    """``_api_error`` and the API server's message (a 403 may be RBAC or admission)."""
+    import json
+
+    try:
+        message = json.loads(getattr(exc, "body", None) or "{}").get("message")
+    except (ValueError, TypeError, AttributeError):
+        message = None
+    return f"{_api_error(exc)}: {message}" if message else _api_error(exc)
+
+
 # --------------------------------------------------------------------------- pod lookup
 
 
@@ -177,6 +205,29 @@ def find_pod(core_api: Any, source: PodSource) -> dict[str, Any]:
             f"{source.label_selector!r} ({len(pods)} pods match, none running)"
         )
     return running[0]
+
+
+def pod_service_account(pod: dict[str, Any]) -> str:
+    """The service account a pod runs as (the API's default ``default`` when unset)."""
+    spec = pod.get("spec") or {}
+    for key in ("serviceAccountName", "service_account_name", "serviceAccount", "service_account"):
+        if spec.get(key):
+            return str(spec[key])
+    return "default"
+
+
+def check_service_account(pod: dict[str, Any], claimed: str | None) -> None:
+    """Fail unless ``pod`` runs as the service account its source claims (if it claims one)."""
+    if not claimed:
+        return
+    actual = pod_service_account(pod)
+    if actual != claimed:
+        meta = pod["metadata"]
+        raise PodSourceError(
+            f"pod {meta['namespace']}/{meta['name']} runs as service account {actual!r}, "
+            f"not {claimed!r} as its source claims: its probes would not prove {claimed}'s "
+            "access"
+        )
 
 
 def check_container(pod: dict[str, Any], container: str | None) -> None:
@@ -300,6 +351,7 @@ def prepare_source(
 ) -> Runner:
     """Find the source pod (adding a debug container if asked); return its exec runner."""
     pod = find_pod(core_api, source)
+    check_service_account(pod, source.service_account)
     check_container(pod, source.container)
     container = source.container
     if source.debug_image:
@@ -314,3 +366,102 @@ def prepare_source(
             wait_for_debug_container(core_api, pod, container, source.debug_image, debug_timeout)
     meta = pod["metadata"]
     return make_exec_runner(core_api, stream_fn, meta["namespace"], meta["name"], container)
+
+
+# --------------------------------------------------------------------------- bypass pod
+
+
+def bypass_pod_body(name: str, image: str, lifetime: int) -> dict[str, Any]:
+    """A pod without a sidecar that sleeps ``lifetime`` seconds and then ends by itself."""
+    marks = {SIDECAR_INJECT: "false"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {**marks, CREATED_BY_LABEL: CREATED_BY},
+            "annotations": dict(marks),
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": BYPASS_CONTAINER,
+                    "image": image,
+                    "command": ["sleep", str(lifetime)],
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 0,
+            # a run killed before it deletes the pod: the kubelet ends it after this
+            "activeDeadlineSeconds": lifetime,
+        },
+    }
+
+
+def _waiting_reason(pod: dict[str, Any]) -> str:
+    status = pod.get("status") or {}
+    reasons = []
+    for item in status.get("container_statuses") or status.get("containerStatuses") or []:
+        waiting = (item.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            reason = waiting["reason"]
+            reasons.append(f"{reason}: {waiting['message']}" if waiting.get("message") else reason)
+    return "; ".join(reasons)
+
+
+def create_bypass_pod(core_api: Any, namespace: str, image: str, lifetime: int) -> str:
+    """Create a bypass pod in ``namespace``; returns its name."""
+    name = BYPASS_POD_PREFIX + secrets.token_hex(4)
+    try:
+        core_api.create_namespaced_pod(namespace, bypass_pod_body(name, image, lifetime))
+    except Exception as exc:
+        raise PodSourceError(
+            f"cannot create the bypass pod {namespace}/{name}: {_api_message(exc)}"
+        ) from exc
+    return name
+
+
+def wait_for_bypass_pod(
+    core_api: Any,
+    namespace: str,
+    name: str,
+    timeout: float,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Poll the pod's status until it runs (returned), it ends, or ``timeout`` passes."""
+    sleep = sleep or time.sleep
+    ends = clock() + timeout
+    interval = 0.1
+    pod: dict[str, Any] = {}
+    while True:
+        pod = _pod_dict(core_api.read_namespaced_pod(name, namespace))
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Running":
+            return pod
+        if phase in ENDED_PHASES:
+            raise PodSourceError(
+                f"bypass pod {namespace}/{name} ended ({phase}) before it ran: "
+                f"{(pod.get('status') or {}).get('message') or _waiting_reason(pod) or 'no cause'}"
+            )
+        remaining = ends - clock()
+        if remaining <= 0:
+            break
+        sleep(min(interval, remaining))
+        interval = min(interval * 2, 1.0)
+    cause = _waiting_reason(pod) or f"phase {(pod.get('status') or {}).get('phase')}"
+    raise PodSourceError(f"bypass pod {namespace}/{name} not running after {timeout:g}s ({cause})")
+
+
+def delete_bypass_pod(core_api: Any, namespace: str, name: str) -> str | None:
+    """Delete a bypass pod at once; returns why it could not be deleted (None: deleted)."""
+    try:
+        core_api.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            return None  # already gone
+        return f"cannot delete the bypass pod {namespace}/{name}: {_api_error(exc)}"
+    return None

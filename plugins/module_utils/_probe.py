@@ -8,6 +8,10 @@ prints one delimited record per probe, and :func:`parse_records` reads them back
 :func:`classify` turns a record into an outcome (``allowed``, ``denied``, ``blocked``,
 ``unreachable`` or ``error``) and :func:`run_until_held` retries, with backoff, only the
 probes whose expectation does not hold yet, until all hold or the deadline passes.
+
+A probe with ``not_proven`` (a reason) runs once and is never retried: its outcome is
+reported, but it neither holds nor fails (for example a bypass probe on a cluster that does
+not enforce NetworkPolicies).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Callable, Iterable
 
 OUTCOMES = ("allowed", "denied", "blocked", "unreachable")
 ERROR = "error"
+NOT_RUN = "not_run"  # the outcome of a not-proven probe that could not be sent at all
 RBAC_DENIED_BODY = "RBAC: access denied"
 ENVOY_HEADERS = ("server", "x-envoy-upstream-service-time")
 REPORTED_HEADERS = ENVOY_HEADERS + ("content-type", "x-envoy-decorator-operation")
@@ -56,6 +61,7 @@ class Probe:
     connect_timeout: float = 3.0
     insecure: bool = False
     connect_to: tuple[str, ...] = ()
+    not_proven: str | None = None  # why its outcome proves nothing: run once, never held
 
     def status_expected(self, status: int) -> bool:
         if self.expected_status:
@@ -343,6 +349,11 @@ class ProbeState:
     seconds_to_hold: float | None = None
     verdict: Verdict | None = None
 
+    @property
+    def done(self) -> bool:
+        """Nothing more to run: it held, or it is not proven and ran (or could not run)."""
+        return self.held or (self.probe.not_proven is not None and self.verdict is not None)
+
     def as_result(self) -> dict[str, Any]:
         verdict = self.verdict or Verdict(ERROR, "not run")
         record = verdict.record
@@ -363,6 +374,7 @@ class ProbeState:
             "time": round(record.time_total, 4) if record else None,
             "attempts": self.attempts,
             "seconds_to_hold": self.seconds_to_hold,
+            "not_proven": self.probe.not_proven,
         }
 
 
@@ -381,9 +393,11 @@ def _run_round(pending: list[ProbeState], run_source: BatchRunner, started: floa
         verdicts = run_source(source_key, [s.probe for s in states])
         now = time.monotonic()
         for state, verdict in zip(states, verdicts):
-            state.attempts += 1
             state.verdict = verdict
-            if verdict.outcome == state.probe.expect:
+            if verdict.outcome == NOT_RUN:
+                continue  # never sent
+            state.attempts += 1
+            if verdict.outcome == state.probe.expect and state.probe.not_proven is None:
                 state.held = True
                 state.seconds_to_hold = round(now - started, 3)
 
@@ -396,14 +410,15 @@ def run_until_held(
     max_delay: float = 8.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[ProbeState]:
-    """Re-run only the probes that do not hold yet, with exponential backoff."""
+    """Re-run only the probes that do not hold yet, with exponential backoff (a not-proven
+    probe runs once)."""
     states = [ProbeState(probe) for probe in probes]
     started = time.monotonic()
     while True:
-        pending = [s for s in states if not s.held]
+        pending = [s for s in states if not s.done]
         _run_round(pending, run_source, started)
         remaining = deadline - (time.monotonic() - started)
-        if all(s.held for s in states) or remaining <= 0:
+        if all(s.done for s in states) or remaining <= 0:
             return states
         sleep(min(delay, remaining))
         delay = min(delay * 2, max_delay)
@@ -413,10 +428,11 @@ def run_until_held(
 
 
 def mismatch_table(results: list[dict[str, Any]]) -> str:
-    """A fixed-width table of the probes whose expectation did not hold."""
+    """A fixed-width table of the probes whose expectation did not hold (not-proven probes
+    are no mismatch)."""
     rows = [("probe", "source", "expected", "got", "status", "attempts", "detail")]
     for r in results:
-        if not r["held"]:
+        if not r["held"] and not r.get("not_proven"):
             status = "-" if r["status"] is None else str(r["status"])
             rows.append(
                 (
@@ -439,8 +455,10 @@ def mismatch_table(results: list[dict[str, Any]]) -> str:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Counts by result: ``failed`` is neither held nor not proven."""
     summary = {"total": len(results), "held": sum(1 for r in results if r["held"])}
-    summary["failed"] = summary["total"] - summary["held"]
+    summary["not_proven"] = sum(1 for r in results if r.get("not_proven"))
+    summary["failed"] = summary["total"] - summary["held"] - summary["not_proven"]
     for outcome in OUTCOMES + (ERROR,):
         summary[outcome] = sum(1 for r in results if r["outcome"] == outcome)
     return summary

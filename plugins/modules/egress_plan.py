@@ -54,7 +54,11 @@ plan:
       description: The gateway's Helm release (chart, version, values).
       type: dict
     expectations:
-      description: Each probe with C(expect) and C(reason).
+      description:
+        - Each probe with C(expect) and C(reason), and C(not_proven) (why its outcome proves
+          nothing) on bypass rows when C(egress_verify.network_policies_enforced) is false.
+        - One bypass row per namespace of C(egress_lockdown.namespaces) probes from a
+          temporary pod of C(egress_verify.bypass_image) (source C({namespace, bypass_image})).
       type: list
       elements: dict
     probes:

@@ -22,7 +22,11 @@ description:
     anything else is C(error) with its cause (status, curl exit code, body excerpt)."
   - Probes whose expectation does not hold yet are re-run with exponential backoff until all
     hold or O(deadline) passes (policies take seconds to propagate).
-  - The module fails with a table of the mismatches. It never reports C(changed).
+  - A probe with O(probes[].not_proven) runs once and is never retried; its outcome is
+    reported but proves nothing, so it neither holds nor fails (RV(summary)).
+  - The module fails with a table of the mismatches. It never reports C(changed); the
+    only objects it creates, the temporary pods of O(probes[].source.bypass_image), are
+    deleted again before it returns, so the cluster's state is unchanged.
 author:
   - meshguard maintainers (@meshguard)
 extends_documentation_fragment:
@@ -84,6 +88,14 @@ options:
         description: Do not verify the server certificate (curl C(-k)).
         type: bool
         default: false
+      not_proven:
+        description:
+          - Why this probe's outcome proves nothing (for example a bypass probe on a cluster
+            whose CNI does not enforce NetworkPolicies). The probe runs once, is never
+            retried, is reported with RV(probes[].not_proven) and C(held=false), does not
+            count as failed, is absent from RV(mismatches) and is a skipped testcase in the
+            JUnit report.
+        type: str
       connect_to:
         description:
           - curl C(--connect-to) entries C(HOST:PORT:CONNECT_HOST:CONNECT_PORT), to send the
@@ -94,8 +106,9 @@ options:
         default: []
       source:
         description:
-          - Where the request is sent from. Omitted or without O(probes[].source.pod) and
-            O(probes[].source.label_selector), the controller host itself.
+          - Where the request is sent from. Omitted or without O(probes[].source.pod),
+            O(probes[].source.label_selector) and O(probes[].source.bypass_image), the
+            controller host itself.
         type: dict
         suboptions:
           namespace:
@@ -119,6 +132,30 @@ options:
               - Adding an ephemeral container is the only write this module can make; the
                 container is reused by later runs while it is running.
             type: str
+          service_account:
+            description:
+              - The service account the source claims to run as (the identity its
+                expectation is for). The pod's C(spec.serviceAccountName) must be this one,
+                otherwise every probe of the source comes out C(error), naming the pod, its
+                service account and the claimed one.
+            type: str
+          bypass_image:
+            description:
+              - Probe from a temporary pod of this image (with C(sh) and C(curl)) without a
+                sidecar, as a pod that bypasses the mesh would; the module creates
+                C(meshguard-bypass-<hex>) in O(probes[].source.namespace) (label and
+                annotation C(sidecar.istio.io/inject=false), label
+                C(meshguard.io/created-by=meshguard.egress.egress_probe), no service account
+                token, C(sleep) for as long as the run can take and an
+                C(activeDeadlineSeconds) as long, so that a killed run's pod ends by itself),
+                waits up to O(debug_container_timeout) for it to run, runs the source's
+                probes in it through exec, and always deletes it at the end, also on errors.
+              - Needs C(create) and C(delete) on C(pods). In check mode no pod is created;
+                the source's probes are reported not proven.
+              - Mutually exclusive with O(probes[].source.pod),
+                O(probes[].source.label_selector), O(probes[].source.debug_image) and
+                O(probes[].source.service_account).
+            type: str
   deadline:
     description: Seconds to keep retrying probes whose expectation does not hold yet.
     type: float
@@ -136,7 +173,7 @@ options:
     type: str
     default: curl
   debug_container_timeout:
-    description: Seconds to wait for an ephemeral debug container to run.
+    description: Seconds to wait for an ephemeral debug container or a bypass pod to run.
     type: float
     default: 60
   fail_on_mismatch:
@@ -193,7 +230,23 @@ EXAMPLES = r"""
       - name: unregistered host
         url: http://example.com/
         expect: blocked
-        source: {namespace: bookinfo, label_selector: app=productpage, container: curl}
+        source:
+          namespace: bookinfo
+          label_selector: app=productpage
+          container: curl
+          service_account: bookinfo-productpage
+      - name: a pod without a sidecar cannot leave bookinfo
+        url: https://httpbin.org/
+        expect: unreachable
+        source: {namespace: bookinfo, bypass_image: docker.io/curlimages/curl:8.11.1}
+
+- name: On a cluster whose CNI does not enforce NetworkPolicies, report the bypass plainly
+  meshguard.egress.egress_probe:
+    probes:
+      - url: https://httpbin.org/
+        expect: unreachable
+        source: {namespace: bookinfo, bypass_image: docker.io/curlimages/curl:8.11.1}
+        not_proven: NetworkPolicies are not enforced on this cluster
 
 - name: Check from the controller (no cluster needed)
   meshguard.egress.egress_probe:
@@ -215,7 +268,9 @@ probes:
       type: str
       sample: reviews -> httpbin.org
     source:
-      description: Source key, C(controller) or C(<namespace>/<pod>[/<container>]).
+      description:
+        - Source key, C(controller), C(<namespace>/<pod>[/<container>][ as <service account>])
+          or C(<namespace>/(bypass <image>)).
       type: str
     url:
       description: Requested URL.
@@ -228,12 +283,17 @@ probes:
       type: str
       sample: denied
     outcome:
-      description: Outcome of the last attempt.
+      description:
+        - Outcome of the last attempt; C(not_run) for a probe that was not sent (a bypass
+          source in check mode).
       type: str
       sample: denied
     held:
-      description: Whether the expectation held.
+      description: Whether the expectation held (always C(false) for a not-proven probe).
       type: bool
+    not_proven:
+      description: Why the outcome proves nothing (O(probes[].not_proven)); null otherwise.
+      type: str
     detail:
       description: Why the outcome was chosen, or the cause of an error.
       type: str
@@ -264,11 +324,20 @@ probes:
       description: Seconds from the start until the expectation held (null if it never did).
       type: float
 summary:
-  description: Counts of probes by result.
+  description:
+    - Counts of probes by result; C(failed) counts the probes that neither held nor are
+      not proven.
   returned: always
   type: dict
   sample:
-    {total: 3, held: 3, failed: 0, allowed: 1, denied: 1, blocked: 1, unreachable: 0, error: 0}
+    {total: 4, held: 3, not_proven: 1, failed: 0, allowed: 1, denied: 1, blocked: 1,
+     unreachable: 0, error: 1}
+bypass_pods:
+  description: The temporary bypass pods the run created, and whether each was deleted.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{namespace: bookinfo, name: meshguard-bypass-0a1b2c3d, deleted: true}]
 mismatches:
   description: Table of the probes whose expectation did not hold (empty when all held).
   returned: always
@@ -280,6 +349,8 @@ junit_path:
 """
 
 import copy  # noqa: E402
+import dataclasses  # noqa: E402
+import math  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -295,6 +366,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils._k8s_auth import 
 )
 from ansible_collections.meshguard.egress.plugins.module_utils._probe import (  # noqa: E402
     CONTROLLER,
+    NOT_RUN,
     OUTCOMES,
     Probe,
     Runner,
@@ -304,6 +376,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils._probe import (  
     run_batch,
     run_script_locally,
     run_until_held,
+    script_timeout,
     summarize,
 )
 
@@ -313,6 +386,9 @@ SOURCE_SPEC = {
     "label_selector": {"type": "str"},
     "container": {"type": "str"},
     "debug_image": {"type": "str"},
+    "service_account": {"type": "str"},
+    # "pass" in the name is not a password (validate-modules' no-log heuristic)
+    "bypass_image": {"type": "str", "no_log": False},
 }
 PROBE_SPEC = {
     "name": {"type": "str"},
@@ -327,10 +403,17 @@ PROBE_SPEC = {
     "connect_timeout": {"type": "float", "default": 3},
     "insecure": {"type": "bool", "default": False},
     "connect_to": {"type": "list", "elements": "str", "default": []},
+    "not_proven": {"type": "str"},
     "source": {
         "type": "dict",
         "options": SOURCE_SPEC,
-        "mutually_exclusive": [["pod", "label_selector"]],
+        "mutually_exclusive": [
+            ["pod", "label_selector"],
+            ["bypass_image", "pod"],
+            ["bypass_image", "label_selector"],
+            ["bypass_image", "debug_image"],
+            ["bypass_image", "service_account"],
+        ],
     },
 }
 
@@ -354,14 +437,17 @@ def argument_spec() -> dict[str, Any]:
 def _pod_source(raw: dict[str, Any] | None) -> Any:
     from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import PodSource
 
-    if not raw or not (raw.get("pod") or raw.get("label_selector")):
+    if not raw or not (raw.get("pod") or raw.get("label_selector") or raw.get("bypass_image")):
         return None
+    if raw.get("bypass_image"):
+        return PodSource(namespace=raw["namespace"], bypass_image=raw["bypass_image"])
     return PodSource(
         namespace=raw["namespace"],
         name=raw.get("pod"),
         label_selector=raw.get("label_selector"),
         container=raw.get("container"),
         debug_image=raw.get("debug_image"),
+        service_account=raw.get("service_account"),
     )
 
 
@@ -388,18 +474,51 @@ def build_probes(params: list[dict[str, Any]]) -> tuple[list[Probe], dict[str, A
                 connect_timeout=raw["connect_timeout"],
                 insecure=raw["insecure"],
                 connect_to=tuple(raw["connect_to"]),
+                not_proven=raw.get("not_proven") or None,
             )
         )
     return probes, sources
 
 
-def _pod_runners(module: Any, sources: dict[str, Any]) -> dict[str, Runner | str]:
-    """An exec runner per pod source, or the error that prevents one."""
-    from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import (
-        PodSourceError,
-        _api_error,
-        prepare_source,
-    )
+@dataclasses.dataclass(frozen=True)
+class NotRun:
+    """A source whose probes are not sent (check mode would have to create a pod)."""
+
+    reason: str
+
+
+def check_mode_probes(
+    probes: list[Probe], sources: dict[str, Any]
+) -> tuple[list[Probe], dict[str, NotRun]]:
+    """In check mode: the probes of bypass sources become not proven, their sources not run."""
+    not_run = {
+        key: NotRun(
+            f"check mode: the probes from {key} need a temporary pod "
+            f"(bypass_image {source.bypass_image}), which check mode does not create"
+        )
+        for key, source in sources.items()
+        if source is not None and source.bypass_image
+    }
+    changed = [
+        dataclasses.replace(probe, not_proven=not_run[probe.source_key].reason)
+        if probe.source_key in not_run
+        else probe
+        for probe in probes
+    ]
+    return changed, not_run
+
+
+def bypass_lifetime(params: dict[str, Any], probes: list[Probe], pod_sources: int) -> int:
+    """Seconds a bypass pod must live for the whole run: waiting for every pod source
+    (one after another, at worst), every retry round until the deadline, the last round's
+    script, and a margin for the exec calls."""
+    waits = params["debug_container_timeout"] * pod_sources
+    rounds = params["deadline"] + params["max_retry_delay"] + script_timeout(probes)
+    return math.ceil(waits + rounds + 60)
+
+
+def _core_api(module: Any) -> tuple[Any, Any, Any]:
+    """CoreV1Api, VersionApi and the exec ``stream`` function of the module's cluster."""
     from ansible_collections.meshguard.egress.plugins.module_utils._requirements import (
         MissingLibrary,
         require,
@@ -416,44 +535,121 @@ def _pod_runners(module: Any, sources: dict[str, Any]) -> dict[str, Runner | str
         client = api_client(auth_options(module.params))
     except AuthError as exc:
         module.fail_json(msg=f"Kubernetes connection options: {exc}")
-    core, version = CoreV1Api(client), VersionApi(client)
+    return CoreV1Api(client), VersionApi(client), stream
+
+
+def _pod_runners(
+    module: Any,
+    apis: tuple[Any, Any, Any],
+    sources: dict[str, Any],
+    lifetime: int,
+    created: list[tuple[str, str]],
+) -> dict[str, Runner | str]:
+    """An exec runner per pod source, or the error that prevents one. Every bypass pod is
+    created first (they start together) and appended to ``created`` as soon as it exists."""
+    from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import (
+        BYPASS_CONTAINER,
+        PodSourceError,
+        _api_error,
+        create_bypass_pod,
+        make_exec_runner,
+        prepare_source,
+        wait_for_bypass_pod,
+    )
+
+    core, version, stream = apis
+    timeout = module.params["debug_container_timeout"]
     runners: dict[str, Runner | str] = {}
-    for key, source in sources.items():
+    bypass_pods: dict[str, str] = {}
+
+    def attempt(key: str, step: Any) -> None:
         try:
-            runners[key] = prepare_source(
-                core, version, stream, source, module.params["debug_container_timeout"]
-            )
+            step()
         except PodSourceError as exc:
             runners[key] = str(exc)
         except Exception as exc:  # API errors (403, TLS, connection) become this source's error
             runners[key] = f"Kubernetes API: {_api_error(exc)}"
+
+    def create(key: str, source: Any) -> None:
+        name = create_bypass_pod(core, source.namespace, source.bypass_image, lifetime)
+        created.append((source.namespace, name))
+        bypass_pods[key] = name
+
+    def prepare(key: str, source: Any) -> None:
+        if not source.bypass_image:
+            runners[key] = prepare_source(core, version, stream, source, timeout)
+            return
+        name = bypass_pods[key]
+        wait_for_bypass_pod(core, source.namespace, name, timeout)
+        runners[key] = make_exec_runner(core, stream, source.namespace, name, BYPASS_CONTAINER)
+
+    for key, source in sources.items():
+        if source.bypass_image:
+            attempt(key, lambda key=key, source=source: create(key, source))
+    for key, source in sources.items():
+        if key not in runners:  # not already failed at creation
+            attempt(key, lambda key=key, source=source: prepare(key, source))
     return runners
 
 
-def run_probes(module: Any, probes: list[Probe], sources: dict[str, Any]) -> list[dict[str, Any]]:
-    pod_sources = {key: src for key, src in sources.items() if src is not None}
-    runners: dict[str, Runner | str] = {CONTROLLER: run_script_locally}
-    if pod_sources:
-        runners.update(_pod_runners(module, pod_sources))
+def delete_bypass_pods(
+    module: Any, core: Any, created: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Delete every bypass pod the run created; a pod that cannot be deleted is a warning
+    (its activeDeadlineSeconds ends it)."""
+    from ansible_collections.meshguard.egress.plugins.module_utils._pod_exec import (
+        delete_bypass_pod,
+    )
+
+    report = []
+    for namespace, name in created:
+        problem = delete_bypass_pod(core, namespace, name)
+        if problem:
+            module.warn(problem)
+        report.append({"namespace": namespace, "name": name, "deleted": problem is None})
+    return report
+
+
+def run_probes(
+    module: Any, probes: list[Probe], sources: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Results of every probe, and the bypass pods created (and deleted) for them."""
+    not_run: dict[str, NotRun] = {}
+    if module.check_mode:
+        probes, not_run = check_mode_probes(probes, sources)
+    pod_sources = {
+        key: src for key, src in sources.items() if src is not None and key not in not_run
+    }
+    runners: dict[str, Runner | str | NotRun] = {CONTROLLER: run_script_locally, **not_run}
+    created: list[tuple[str, str]] = []
+    apis = _core_api(module) if pod_sources else None
     curl = module.params["curl_path"]
 
     def run_source(key: str, batch: list[Probe]) -> list[Verdict]:
         runner = runners[key]
+        if isinstance(runner, NotRun):
+            return [Verdict(NOT_RUN, runner.reason) for _probe in batch]
         if isinstance(runner, str):
             return error_verdicts(batch, runner)
         return run_batch(batch, runner, curl)
 
     params = module.params
-    states = run_until_held(
-        probes, run_source, params["deadline"], params["retry_delay"], params["max_retry_delay"]
-    )
-    return [state.as_result() for state in states]
+    try:
+        if apis:
+            lifetime = bypass_lifetime(params, probes, len(pod_sources))
+            runners.update(_pod_runners(module, apis, pod_sources, lifetime, created))
+        states = run_until_held(
+            probes, run_source, params["deadline"], params["retry_delay"], params["max_retry_delay"]
+        )
+    finally:  # also when the module fails or an API call raises
+        bypass_pods = delete_bypass_pods(module, apis[0], created) if apis else []
+    return [state.as_result() for state in states], bypass_pods
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     probes, sources = build_probes(module.params["probes"])
-    results = run_probes(module, probes, sources)
+    results, bypass_pods = run_probes(module, probes, sources)
     summary = summarize(results)
     failed = summary["failed"] > 0
     output: dict[str, Any] = {
@@ -461,6 +657,7 @@ def main() -> None:
         "probes": results,
         "summary": summary,
         "mismatches": mismatch_table(results) if failed else "",
+        "bypass_pods": bypass_pods,
     }
     if module.params["junit_path"]:
         write_junit(module.params["junit_path"], results, module.params["junit_suite"])

@@ -847,6 +847,13 @@ def _normalize_verify(p: _Problems, raw: Any, gateway: dict[str, Any]) -> dict[s
     verify = {
         "sources": _sources(p, "verify.sources", v.get("sources")),
         "bypass_sources": _sources(p, "verify.bypass_sources", v.get("bypass_sources")),
+        "bypass_image": _bypass_image(p, v.get("bypass_image")),
+        "network_policies_enforced": _boolean(
+            p,
+            "verify.network_policies_enforced",
+            v.get("network_policies_enforced"),
+            d("network_policies_enforced"),
+        ),
         "unregistered_host": text("unregistered_host"),
         "path": text("path"),
         "connect_to": [str(item) for item in _list(p, "verify.connect_to", v.get("connect_to"))],
@@ -874,6 +881,16 @@ def _normalize_verify(p: _Problems, raw: Any, gateway: dict[str, Any]) -> dict[s
     if not str(verify["path"]).startswith("/"):
         p.add("verify.path", "must start with '/'", verify["path"])
     return verify
+
+
+def _bypass_image(p: _Problems, value: Any) -> str:
+    """The bypass probes' image: absent or null is the default, an empty string none."""
+    if value is None:
+        return default("verify.bypass_image")
+    image = _optional_string(p, "verify.bypass_image", value)
+    if isinstance(image, str) and any(c.isspace() for c in image):
+        p.add("verify.bypass_image", "must be an image reference (no spaces)", value)
+    return image or ""
 
 
 def _sources(p: _Problems, path: str, raw: Any) -> list[dict[str, Any]]:

@@ -106,15 +106,39 @@ def _label_namespaces(spec: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- expectations
 
 
+NOT_ENFORCED = (
+    "NetworkPolicies are not enforced on this cluster (verify.network_policies_enforced: "
+    "false), so a bypass outcome proves nothing"
+)
+BYPASS_POD = "(bypass pod)"
+
+
 def _probe_source(source: dict[str, Any]) -> dict[str, Any]:
     if source["controller"]:
         return {}  # egress_probe: no pod, the controller host itself
+    if source.get("bypass_image"):  # egress_probe creates (and removes) the pod itself
+        return {"namespace": source["namespace"], "bypass_image": source["bypass_image"]}
     keys = ("namespace", "pod", "label_selector", "container", "debug_image")
-    return {key: source[key] for key in keys if source.get(key)}
+    found = {key: source[key] for key in keys if source.get(key)}
+    # egress_probe checks the pod's spec.serviceAccountName against the row's identity
+    return {**found, "service_account": source["service_account"]}
 
 
 def _identity(source: dict[str, Any]) -> str:
+    if source.get("bypass_image"):
+        return f"{source['namespace']}/{BYPASS_POD}"
     return f"{source['namespace']}/{source['service_account']}"
+
+
+def _bypass_source(namespace: str, image: str) -> dict[str, Any]:
+    """A source for a temporary pod without a sidecar that egress_probe creates."""
+    return {
+        "namespace": namespace,
+        "service_account": None,
+        "bypass_image": image,
+        "controller": False,
+        "headers": {},
+    }
 
 
 def _listed(service: dict[str, Any], source: dict[str, Any]) -> bool:
@@ -165,21 +189,29 @@ def expectations(spec: dict[str, Any]) -> list[dict[str, Any]]:
     path = verify["path"]
     rows: list[dict[str, Any]] = []
 
-    def add(source: dict[str, Any], url: str, expect: str, reason: str, target: str) -> None:
-        rows.append(
-            {
-                "name": f"{_identity(source)} -> {target}",
-                "url": url,
-                "expect": expect,
-                "reason": reason,
-                "service_account": source["service_account"],
-                "source": _probe_source(source),
-                "headers": dict(source["headers"]),
-                "timeout": verify["probe_timeout"],
-                "connect_timeout": verify["connect_timeout"],
-                "connect_to": list(verify["connect_to"]),
-            }
-        )
+    def add(
+        source: dict[str, Any],
+        url: str,
+        expect: str,
+        reason: str,
+        target: str,
+        not_proven: str | None = None,
+    ) -> None:
+        row = {
+            "name": f"{_identity(source)} -> {target}",
+            "url": url,
+            "expect": expect,
+            "reason": reason,
+            "service_account": source["service_account"],
+            "source": _probe_source(source),
+            "headers": dict(source["headers"]),
+            "timeout": verify["probe_timeout"],
+            "connect_timeout": verify["connect_timeout"],
+            "connect_to": list(verify["connect_to"]),
+        }
+        if not_proven:
+            row["not_proven"] = not_proven
+        rows.append(row)
 
     for index, service in enumerate(spec["services"]):
         if is_wildcard(service["host"]):
@@ -205,8 +237,15 @@ def expectations(spec: dict[str, Any]) -> list[dict[str, Any]]:
         reason = "REGISTRY_ONLY: the sidecar sends a host no service registers to a black hole"
         add(source, _url("http", host, 80, path), "blocked", reason, f"{host}:80 (unregistered)")
     target = next((s["host"] for s in spec["services"] if not is_wildcard(s["host"])), None)
-    for source in verify["bypass_sources"]:
-        if target and source["namespace"] in spec["lockdown"]["namespaces"]:
+    if not target:
+        return rows  # no concrete host to request directly
+    bypass = [
+        _bypass_source(namespace, verify["bypass_image"])
+        for namespace in (spec["lockdown"]["namespaces"] if verify["bypass_image"] else [])
+    ]
+    not_proven = None if verify["network_policies_enforced"] else NOT_ENFORCED
+    for source in bypass + verify["bypass_sources"]:
+        if source["namespace"] in spec["lockdown"]["namespaces"]:
             reason = (
                 f"{source['namespace']} is locked down: a pod without a sidecar may reach only "
                 "DNS, istiod and the gateway"
@@ -217,6 +256,7 @@ def expectations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 "unreachable",
                 reason,
                 f"{target}:443 (bypass)",
+                not_proven,
             )
     return rows
 
@@ -233,7 +273,7 @@ def probes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "connect_timeout",
         "connect_to",
     )
-    return [{key: row[key] for key in keys} for row in rows]
+    return [{key: row[key] for key in keys + ("not_proven",) if key in row} for row in rows]
 
 
 def access_log_expectations(

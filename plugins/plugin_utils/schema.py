@@ -459,6 +459,26 @@ SCHEMA = Field(
                     fields=SOURCE_FIELDS,
                 ),
                 _f(
+                    "bypass_image",
+                    "str",
+                    "Image with C(sh) and C(curl) for the automatic bypass probes: in every "
+                    "namespace of C(lockdown.namespaces), C(egress_probe) creates a temporary "
+                    "pod of this image without a sidecar (C(sidecar.istio.io/inject: "
+                    '"false")), requests the first service host directly (expected '
+                    "C(unreachable)) and deletes the pod; an empty string turns these probes "
+                    "off. The verify ClusterRole grants C(pods) create/delete for them.",
+                    "docker.io/curlimages/curl:8.11.1",
+                ),
+                _f(
+                    "network_policies_enforced",
+                    "bool",
+                    "Whether the cluster's CNI enforces NetworkPolicies; C(false) on clusters "
+                    "whose CNI does not enforce NetworkPolicies, e.g. the embedded test node. "
+                    "Bypass probes then still run but are reported as not proven (neither "
+                    "passed nor failed).",
+                    True,
+                ),
+                _f(
                     "unregistered_host",
                     "str",
                     "A host no service names: REGISTRY_ONLY must block it.",

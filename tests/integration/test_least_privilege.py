@@ -1,6 +1,8 @@
 """The shipped RBAC (playbooks/rbac) is enough for converge and teardown, and needed, under
 both flavors; and it grants nothing the runs do not use (the API server's audit log of the
-runs is compared with the ClusterRole, rule by rule).
+runs is compared with the ClusterRole, rule by rule). The same comparison for the verify
+ClusterRole, with the verification modules run on the test bed's node (pod, debug-container
+and bypass-pod sources, and the gateway access log).
 
 The local control plane enforces RBAC; its static-token user ``meshguard-automation`` has
 no rights until playbooks/rbac/apply.yml binds the collection's ClusterRoles to it.
@@ -8,9 +10,12 @@ no rights until playbooks/rbac/apply.yml binds the collection's ClusterRoles to 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
+import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,13 +172,18 @@ def role_grants(name: str) -> set[tuple[str, str, str]]:
     }
 
 
-def audited_use(audit_log: Path, user: str) -> set[tuple[str, str, str]]:
+def audited_use(
+    audit_log: Path, user: str, since: datetime.datetime | None = None
+) -> set[tuple[str, str, str]]:
     """(apiGroup, resource[/subresource], verb) of every request the API server authorized
-    for ``user``."""
+    for ``user`` (received at ``since`` or later, when given)."""
     used = set()
     for line in audit_log.read_text().splitlines():
         event = json.loads(line)
         if event.get("stage") != "ResponseComplete" or event["user"]["username"] != user:
+            continue
+        received = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"])
+        if since is not None and received < since:
             continue
         ref = event.get("objectRef")
         decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
@@ -221,3 +231,121 @@ def test_the_automation_role_grants_nothing_the_runs_do_not_use(
     # the reasons are not a blanket: the runs do use most of what the role grants
     assert len(used & granted) >= len(granted) // 2, sorted(granted - used)
     assert used <= granted | {("authorization.k8s.io", "selfsubjectaccessreviews", "create")}
+
+
+# --------------------------------------------------------------------------- the verify role
+
+VERIFY_ROLE = "meshguard-egress-verify"
+
+
+def verify_not_exercised(grant: tuple[str, str, str]) -> str | None:
+    """Why a verify grant that the run below does not use is still granted (None: none)."""
+    if grant == ("", "pods/exec", "create"):
+        return (
+            "an exec sent as a POST (SPDY, what kubectl sends) is authorized as create, and "
+            "newer API servers require create for a WebSocket exec too; this API server "
+            "(1.20) authorizes the Python client's WebSocket GET as get"
+        )
+    return None
+
+
+@pytest.fixture
+def verify_role_only(node_testbed: Any) -> Iterator[str]:
+    """The shipped verify ClusterRole's rules, alone, bound to the node test bed's
+    automation user; yields that user's kubeconfig."""
+    from kubernetes import client, config
+
+    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(node_testbed.kubeconfig))
+    doc = yaml.safe_load((ROOT / "playbooks" / "rbac" / "clusterroles.yml").read_text())
+    [role] = [r for r in doc["items"] if r["metadata"]["name"] == VERIFY_ROLE]
+    name = f"mg-test-verify-{secrets.token_hex(3)}"
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": role["rules"]})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": name},
+            "subjects": [{"kind": "User", "name": AUTOMATION,
+                          "apiGroup": "rbac.authorization.k8s.io"}],
+        }
+    )  # fmt: skip
+    try:
+        yield node_testbed.kubeconfig_for(AUTOMATION)
+    finally:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)
+
+
+def _allowed(kubeconfig: str, verb: str, namespace: str) -> bool:
+    from kubernetes import client, config
+
+    api = client.AuthorizationV1Api(config.new_client_from_config(kubeconfig))
+    attributes = {"verb": verb, "resource": "pods", "namespace": namespace}
+    review = api.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
+    return bool(review.status.allowed)
+
+
+def test_the_verify_role_grants_nothing_verification_does_not_use(
+    node_testbed: Any, node_namespace: str, verify_role_only: str, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import node_pods
+    from envoy_gateway import istio_json_log_line, run_module
+
+    images, ns = node_pods.IMAGES, node_namespace
+    core = node_pods.core_api(node_testbed.kubeconfig)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    record = istio_json_log_line("httpbin.org", "/get", now)
+    node_pods.run_pod(core, ns, node_pods.pod_body(
+        "gateway",
+        [node_pods.container("istio-proxy", images["curl"],
+                             ["/bin/sh", "-c", f"echo '{record}'; exec sleep 3600"])],
+        labels={"istio": "egressgateway"},
+    ))  # fmt: skip
+    client_pod = node_pods.container("curl", images["curl"], ["sleep", "3600"])
+    node_pods.run_pod(core, ns, node_pods.pod_body("client", [client_pod]))
+    node_pods.run_pod(core, ns, node_pods.pod_body("nocurl", [
+        node_pods.container("app", images["pause"])
+    ]))  # fmt: skip
+    # the new binding is in the authorizer's cache (asked before the audited window)
+    node_pods.wait_for(lambda: _allowed(verify_role_only, "create", ns), 30, "verify role bound")
+
+    since = datetime.datetime.now(datetime.timezone.utc)
+    refused = "http://127.0.0.1:1/"  # inside each pod: nothing listens there
+    sources = [
+        {"namespace": ns, "label_selector": "app=client", "container": "curl",
+         "service_account": "default"},
+        {"namespace": ns, "pod": "nocurl", "container": "app", "debug_image": images["curl"]},
+        {"namespace": ns, "bypass_image": images["curl"]},
+    ]  # fmt: skip
+    probes = [{"url": refused, "expect": "unreachable", "source": s} for s in sources]
+    as_automation = {"kubeconfig": verify_role_only}
+    result = run_module("egress_probe", {"probes": probes, "deadline": 20, **as_automation},
+                        tmp_path)  # fmt: skip
+    assert not result["failed"], result
+    assert [p["outcome"] for p in result["probes"]] == ["unreachable"] * 3, result["probes"]
+    [bypass] = result["bypass_pods"]
+    assert bypass["deleted"] is True
+    log = run_module(
+        "gateway_access_log",
+        {"namespace": ns, "label_selector": "istio=egressgateway", "container": "istio-proxy",
+         "expect_requests": [{"authority": "httpbin.org", "path": "/get"}], **as_automation},
+        tmp_path,
+    )  # fmt: skip
+    # what the log holds is tests/integration/test_verify_node.py's subject; here only that
+    # the role lets the module read it (the audit log below: pods/log get, allowed)
+    assert "403" not in log.get("msg", ""), log
+
+    audit = node_testbed.dir / "audit.log"
+    used = node_pods.wait_for(
+        lambda: (u := audited_use(audit, AUTOMATION, since)) >= {("", "pods/log", "get")} and u,
+        30,
+        "the runs' requests in the audit log",
+    )
+    granted = role_grants(VERIFY_ROLE)
+    assert ("", "pods/log", "get") in used and ("", "pods/ephemeralcontainers", "patch") in used
+    # the bypass pods are why the role may create and delete pods: the run does both
+    assert {("", "pods", "create"), ("", "pods", "delete")} <= used, sorted(used)
+    assert used <= granted, sorted(used - granted)
+    unused = sorted(g for g in granted - used if verify_not_exercised(g) is None)
+    assert unused == [], f"granted but never used by verification: {unused}"

@@ -228,15 +228,18 @@ def test_verify_role_grants_what_verification_calls(
         ("get", "pods", "exec"),
         ("get", "pods", "log"),
         ("patch", "pods", "ephemeralcontainers"),
+        # egress_probe's temporary bypass pods
+        ("create", "pods", ""),
+        ("delete", "pods", ""),
     ]:
         assert can_i(verify_role_bound, verb, resource, namespace, sub), (verb, resource, sub)
 
 
-def test_verify_role_grants_nothing_that_writes(namespace: str, verify_role_bound: str) -> None:
+def test_verify_role_writes_nothing_but_bypass_pods(namespace: str, verify_role_bound: str) -> None:
     for verb, resource, sub in [
-        ("create", "pods", ""),
-        ("delete", "pods", ""),
         ("patch", "pods", ""),
+        ("update", "pods", ""),
+        ("deletecollection", "pods", ""),
         ("update", "pods", "status"),
         ("get", "secrets", ""),
         ("create", "pods", "portforward"),
@@ -249,3 +252,46 @@ def test_verify_role_grants_nothing_that_writes(namespace: str, verify_role_boun
     with pytest.raises(ApiException) as denied:
         _core(verify_role_bound).delete_collection_namespaced_pod(namespace)
     assert denied.value.status == 403
+
+
+def test_a_bypass_pod_is_created_and_deleted_with_the_verify_role(
+    core: Any, namespace: str, verify_role_bound: str
+) -> None:
+    """As the automation user with only the verify role: the API server takes the bypass
+    pod's body, and the pod is deleted again. No kubelet here: it stays Pending, so the
+    wait ends with the pod's phase."""
+    as_automation = _core(verify_role_bound)
+    image = "localhost/meshguard/curl:7.88.1"
+    deadline = time.monotonic() + SA_TIMEOUT
+    while True:  # the namespace's default service account may not be there yet
+        try:
+            name = pe.create_bypass_pod(as_automation, namespace, image, 120)
+            break
+        except pe.PodSourceError as exc:
+            if "service account" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert name.startswith(pe.BYPASS_POD_PREFIX)
+    with pytest.raises(pe.PodSourceError) as pending:
+        pe.wait_for_bypass_pod(as_automation, namespace, name, 0.5)
+    assert (
+        str(pending.value)
+        == f"bypass pod {namespace}/{name} not running after 0.5s (phase Pending)"
+    )
+    stored = core.read_namespaced_pod(name, namespace).to_dict()
+    assert stored["metadata"]["labels"] == {
+        "sidecar.istio.io/inject": "false",
+        "meshguard.io/created-by": "meshguard.egress.egress_probe",
+    }
+    assert stored["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    spec = stored["spec"]
+    assert (spec["automount_service_account_token"], spec["active_deadline_seconds"]) == (
+        False,
+        120,
+    )
+    assert spec["termination_grace_period_seconds"] == 0
+    assert spec["containers"][0]["command"] == ["sleep", "120"]
+    assert spec["containers"][0]["image_pull_policy"] == "IfNotPresent"
+    assert pe.delete_bypass_pod(as_automation, namespace, name) is None
+    names = [p.metadata.name for p in core.list_namespaced_pod(namespace).items]
+    assert name not in names  # no node: grace period 0 removes it at once

@@ -12,13 +12,17 @@ through hostAliases; all traffic stays inside the node's network namespace.
   the API server's audit log) and classifies 200 / 403 RBAC / 502;
 * with ``debug_image`` it adds an ephemeral container (feature gate EphemeralContainers,
   alpha in 1.20) to the pod without curl and probes from there;
-* ``gateway_access_log`` reads the Envoy pod's log through the API and finds the requests.
+* ``gateway_access_log`` reads the Envoy pod's log through the API and finds the requests;
+* a ``bypass_image`` source creates a temporary pod without a sidecar, probes from it and
+  deletes it; a claimed ``service_account`` that the pod does not run as is an error; a
+  ``not_proven`` probe is reported, neither held nor failed.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +193,18 @@ def mesh(node_testbed: Any) -> Any:
         node_pods.wait_http(core, ns, "productpage", f"http://{upstream_ip}/get")
         status = node_pods.wait_http(core, ns, "productpage", "http://httpbin.org/get")
         assert status == "200", status
-        yield type("Mesh", (), {"ns": ns, "core": core, "kubeconfig": node_testbed.kubeconfig})
+        httpbin_ip = core.read_namespaced_pod("httpbin", ns).status.pod_ip
+        yield type(
+            "Mesh",
+            (),
+            {
+                "ns": ns,
+                "core": core,
+                "kubeconfig": node_testbed.kubeconfig,
+                "upstream_ip": upstream_ip,
+                "httpbin_ip": httpbin_ip,
+            },
+        )
     finally:
         node_pods.delete_namespace(core, ns)
 
@@ -372,3 +387,156 @@ def test_gateway_access_log_reads_the_envoy_pod(mesh: Any, tmp_path: Path) -> No
     )
     assert missing["failed"], missing
     assert "never.example" in missing["msg"]
+
+
+# --------------------------------------------------------------------------- bypass pods
+
+NOT_ENFORCED = (
+    "NetworkPolicies are not enforced on this cluster (verify.network_policies_enforced: "
+    "false), so a bypass outcome proves nothing"
+)
+
+
+def _pod_requests(audit_log: Path, namespace: str, verb: str) -> set[str]:
+    """Audit IDs of ``verb`` requests on pods (no subresource) in ``namespace``."""
+    ids = set()
+    if not audit_log.exists():
+        return ids
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("verb") == verb
+            and ref.get("resource") == "pods"
+            and not ref.get("subresource")
+            and ref.get("namespace") == namespace
+        ):
+            ids.add(event["auditID"])
+    return ids
+
+
+def _pod_names(core: Any, namespace: str) -> list[str]:
+    return [p.metadata.name for p in core.list_namespaced_pod(namespace).items]
+
+
+def test_a_bypass_source_probes_from_a_temporary_pod_that_is_gone_afterwards(
+    mesh: Any, node_testbed: Any, tmp_path: Path
+) -> None:
+    source = {"namespace": mesh.ns, "bypass_image": IMAGES["curl"]}
+    upstream = f"http://{mesh.upstream_ip}/get"
+    probes = [
+        # no sidecar and no enforcer on this node: the upstream answers directly (no Envoy)
+        {"name": "bypass -> upstream", "url": upstream, "expect": "allowed",
+         "require_envoy": False, "source": source},
+        {"name": "bypass -> closed port", "url": f"http://{mesh.httpbin_ip}:81/",
+         "expect": "unreachable", "source": source},
+        {"name": "bypass -> upstream (not proven)", "url": upstream, "expect": "unreachable",
+         "not_proven": NOT_ENFORCED, "source": source},
+    ]  # fmt: skip
+    junit = tmp_path / "bypass.xml"
+    before = set(_pod_names(mesh.core, mesh.ns))
+    result = run_module(
+        "egress_probe",
+        {"probes": probes, "deadline": 20, "kubeconfig": mesh.kubeconfig, "junit_path": str(junit)},
+        tmp_path,
+    )
+    assert not result["failed"], result
+    assert result["changed"] is False
+    [pod] = result["bypass_pods"]
+    name = pod["name"]
+    assert pod == {"namespace": mesh.ns, "name": name, "deleted": True}
+    assert name.startswith("meshguard-bypass-") and name not in before
+    by_name = {p["name"]: p for p in result["probes"]}
+    assert {p["source"] for p in result["probes"]} == {f"{mesh.ns}/(bypass {IMAGES['curl']})"}
+    direct = by_name["bypass -> upstream"]
+    assert (direct["outcome"], direct["status"], direct["held"]) == ("allowed", 200, True), direct
+    assert "server" not in direct["headers"] or direct["headers"]["server"] != "envoy"
+    closed = by_name["bypass -> closed port"]
+    assert (closed["outcome"], closed["curl_exit"], closed["held"]) == ("unreachable", 7, True)
+    not_proven = by_name["bypass -> upstream (not proven)"]
+    assert (not_proven["not_proven"], not_proven["held"]) == (NOT_ENFORCED, False)
+    assert (not_proven["outcome"], not_proven["status"], not_proven["attempts"]) == (
+        "error",
+        200,
+        1,
+    ), not_proven
+    summary = result["summary"]
+    assert (summary["total"], summary["held"], summary["not_proven"], summary["failed"]) == (
+        3,
+        2,
+        1,
+        0,
+    )
+    assert result["mismatches"] == ""
+    skipped = ET.parse(junit).getroot().findall("testsuite/testcase/skipped")
+    assert [s.get("message") for s in skipped] == [f"not proven: {NOT_ENFORCED}"]
+    # the probes ran in that pod (the API server's audit log), and it is gone now
+    audit = node_testbed.dir / "audit.log"
+    node_pods.wait_for(lambda: _exec_requests(audit, mesh.ns, name), 30, "exec into the bypass pod")
+    node_pods.wait_for(
+        lambda: name not in _pod_names(mesh.core, mesh.ns), 120, f"bypass pod {name} deleted"
+    )
+
+
+def test_check_mode_creates_no_bypass_pod(mesh: Any, node_testbed: Any, tmp_path: Path) -> None:
+    source = {"namespace": mesh.ns, "bypass_image": IMAGES["curl"]}
+    audit = node_testbed.dir / "audit.log"
+    before = _pod_requests(audit, mesh.ns, "create")
+    lists_before = _pod_requests(audit, mesh.ns, "list")
+    result = run_module(
+        "egress_probe",
+        {
+            "probes": [{"url": f"http://{mesh.upstream_ip}/get", "expect": "unreachable",
+                        "source": source}],
+            "kubeconfig": mesh.kubeconfig,
+        },
+        tmp_path,
+        check=True,
+    )  # fmt: skip
+    assert not result["failed"], result
+    [probe] = result["probes"]
+    assert probe["outcome"] == "not_run" and probe["attempts"] == 0
+    assert probe["not_proven"].startswith("check mode: the probes from ")
+    assert "need a temporary pod" in probe["not_proven"]
+    assert result["bypass_pods"] == []
+    # a later request shows up after this one's in the audit log: then nothing was created
+    mesh.core.list_namespaced_pod(mesh.ns)
+    node_pods.wait_for(
+        lambda: _pod_requests(audit, mesh.ns, "list") - lists_before,
+        30,
+        "the list request audited",
+    )
+    assert _pod_requests(audit, mesh.ns, "create") == before
+
+
+@pytest.mark.parametrize(("claimed", "held"), [("default", True), ("bookinfo-productpage", False)])
+def test_a_source_is_checked_against_its_pods_service_account(
+    mesh: Any, tmp_path: Path, claimed: str, held: bool
+) -> None:
+    source = {
+        "namespace": mesh.ns,
+        "pod": "productpage",
+        "container": "curl",
+        "service_account": claimed,
+    }
+    result = run_module(
+        "egress_probe",
+        {
+            "probes": [_probe("httpbin.org", "allowed", source)],
+            "deadline": 0,
+            "kubeconfig": mesh.kubeconfig,
+        },
+        tmp_path,
+    )
+    [probe] = result["probes"]
+    assert probe["source"] == f"{mesh.ns}/productpage/curl as {claimed}"
+    if held:
+        assert not result["failed"] and probe["outcome"] == "allowed", result
+        return
+    assert result["failed"], result
+    assert probe["outcome"] == "error"
+    assert probe["detail"] == (
+        f"pod {mesh.ns}/productpage runs as service account 'default', not "
+        "'bookinfo-productpage' as its source claims: its probes would not prove "
+        "bookinfo-productpage's access"
+    )

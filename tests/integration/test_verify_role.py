@@ -80,6 +80,38 @@ def test_role_passes_and_writes_junit(envoy_gateway: EnvoyGateway, tmp_path: Pat
     assert "changed=0" in done.stdout
 
 
+def test_without_network_policy_enforcement_the_bypass_row_is_not_proven(
+    envoy_gateway: EnvoyGateway, tmp_path: Path
+) -> None:
+    """verify.network_policies_enforced false: the bypass probe still runs (once), its
+    outcome is shown, and it neither passes nor fails the role."""
+    junit = tmp_path / "verify.xml"
+    clients = [{"namespace": "bookinfo", "service_account": "productpage"}]
+    variables = verify_description(envoy_gateway, junit, clients)
+    variables["egress_verify"]["network_policies_enforced"] = False
+    done = run_role(tmp_path, variables)
+    assert done.returncode == 0, done.stdout + done.stderr
+    suite, cases = junit_cases(junit)
+    assert cases == dict.fromkeys(EXPECTED_CASES, True)  # no failure element
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "0", "1")
+    [skipped] = [c for c in suite.iter("testcase") if c.find("skipped") is not None]
+    assert skipped.get("name") == "bookinfo/bypass -> httpbin.org:443 (bypass)"
+    reason = (
+        "NetworkPolicies are not enforced on this cluster (verify.network_policies_enforced: "
+        "false), so a bypass outcome proves nothing"
+    )
+    assert skipped.find("skipped").get("message") == f"not proven: {reason}"  # type: ignore[union-attr]
+    assert "observed: unreachable (connection refused (curl exit 7))" in (
+        skipped.find("skipped").text or ""  # type: ignore[union-attr]
+    )
+    assert "egress verification: 3/3 expectations hold, 1 not proven" in done.stdout
+    assert (
+        "NOT PROVEN  bookinfo/bypass -> httpbin.org:443 (bypass): expected unreachable, "
+        "got unreachable" in done.stdout
+    )
+    assert f"not proven: {reason}" in done.stdout
+
+
 def test_role_fails_when_the_description_allows_a_client_the_gateway_denies(
     envoy_gateway: EnvoyGateway, tmp_path: Path
 ) -> None:

@@ -71,3 +71,39 @@ def test_generic_cases_pass_fail_and_skip(tmp_path: Path) -> None:
     assert by_name["d.skip"].find("skipped").get("message") == "no plan"
     assert by_name["a.ok"].find("failure") is None
     assert by_name["a.ok"].find("system-out").text == "no findings"
+
+
+def test_a_not_proven_probe_is_skipped_with_its_reason_and_observed_outcome() -> None:
+    not_proven = {
+        **result("bypass", False),
+        "expect": "unreachable",
+        "outcome": "error",
+        "detail": "200 without Envoy evidence",
+        "status": 200,
+        "not_proven": "NetworkPolicies are not enforced",
+    }
+    root = ET.fromstring(junit_xml([result("a", True), result("b", False), not_proven]))
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    assert root.get("failures") == "1"
+    case = suite.findall("testcase")[2]
+    assert case.find("failure") is None
+    skipped = case.find("skipped")
+    assert skipped is not None
+    assert skipped.get("message") == "not proven: NetworkPolicies are not enforced"
+    assert skipped.text == (
+        "not proven: NetworkPolicies are not enforced\n"
+        "expected: unreachable\n"
+        "observed: error (200 without Envoy evidence)\n"
+        "status: 200\n"
+        "curl exit: 0"
+    )
+    # a held or failed probe with not_proven null is reported as before
+    assert suite.findall("testcase")[0].find("skipped") is None
+    assert (
+        ET.fromstring(junit_xml([{**result("a", True), "not_proven": None}])).find(
+            "testsuite/testcase/skipped"
+        )
+        is None
+    )

@@ -126,3 +126,71 @@ def test_mismatch_table_lists_only_failures() -> None:
     table = p.mismatch_table([ok.as_result(), bad.as_result()])
     assert "bad" in table and "ok " not in table and "| denied   | allowed" in table
     assert p.summarize([ok.as_result(), bad.as_result()])["failed"] == 1
+
+
+def test_a_not_proven_probe_is_run_once_while_the_others_are_retried() -> None:
+    answers = {"a": ["denied", "allowed"], "np": ["allowed", "unreachable"]}
+    seen: list[list[str]] = []
+
+    def run_source(key: str, batch: list[p.Probe]) -> list[p.Verdict]:
+        seen.append([x.name for x in batch])
+        return [p.Verdict(answers[x.name].pop(0), "") for x in batch]
+
+    probes = [p.Probe("a", "u", "allowed"), p.Probe("np", "u", "unreachable", not_proven="why")]
+    states = p.run_until_held(probes, run_source, deadline=60, delay=0, sleep=lambda s: None)
+    assert seen == [["a", "np"], ["a"]]
+    assert [(s.held, s.attempts, s.verdict.outcome) for s in states] == [  # type: ignore[union-attr]
+        (True, 2, "allowed"),
+        (False, 1, "allowed"),
+    ]
+    assert states[1].as_result()["not_proven"] == "why"
+
+
+def test_a_not_proven_probe_whose_outcome_matches_still_does_not_hold() -> None:
+    probes = [p.Probe("np", "u", "unreachable", not_proven="why")]
+    [state] = p.run_until_held(
+        probes, lambda key, batch: [p.Verdict("unreachable", "")], deadline=0, sleep=print
+    )
+    assert (state.held, state.seconds_to_hold, state.attempts) == (False, None, 1)
+
+
+def test_a_not_run_verdict_is_no_attempt_and_ends_a_not_proven_probe() -> None:
+    probes = [p.Probe("np", "u", "unreachable", not_proven="check mode")]
+    calls: list[int] = []
+
+    def run_source(key: str, batch: list[p.Probe]) -> list[p.Verdict]:
+        calls.append(1)
+        return [p.Verdict(p.NOT_RUN, "check mode")]
+
+    [state] = p.run_until_held(probes, run_source, deadline=60, sleep=lambda s: None)
+    assert calls == [1] and state.attempts == 0 and state.verdict.outcome == "not_run"  # type: ignore[union-attr]
+
+
+def test_summary_and_table_leave_not_proven_probes_out_of_the_failures() -> None:
+    ok = p.ProbeState(p.Probe("ok", "u", "allowed"), 1, True, 0.1, p.Verdict("allowed", ""))
+    bad = p.ProbeState(p.Probe("bad", "u", "denied"), 3, False, None, p.Verdict("allowed", "200"))
+    np_match = p.ProbeState(
+        p.Probe("np-match", "u", "unreachable", not_proven="r"),
+        1,
+        False,
+        None,
+        p.Verdict("unreachable", "connection refused (curl exit 7)"),
+    )
+    np_other = p.ProbeState(
+        p.Probe("np-other", "u", "unreachable", not_proven="r"),
+        1,
+        False,
+        None,
+        p.Verdict("error", "200 without Envoy evidence"),
+    )
+    results = [s.as_result() for s in (ok, bad, np_match, np_other)]
+    summary = p.summarize(results)
+    assert {k: summary[k] for k in ("total", "held", "not_proven", "failed")} == {
+        "total": 4,
+        "held": 1,
+        "not_proven": 2,
+        "failed": 1,
+    }
+    assert (summary["unreachable"], summary["error"]) == (1, 1)  # outcomes still counted
+    table = p.mismatch_table(results)
+    assert "bad" in table and "np-" not in table and table.count("\n") == 2

@@ -687,6 +687,7 @@ def test_as_result_of_a_probe_with_a_record() -> None:
         "time": 0.1235,
         "attempts": 2,
         "seconds_to_hold": 1.5,
+        "not_proven": None,
     }
 
 
@@ -757,6 +758,7 @@ def test_summary_counts_each_outcome_exactly() -> None:
     assert p.summarize(results) == {
         "total": 11,
         "held": 6,
+        "not_proven": 0,
         "failed": 5,
         "allowed": 3,
         "denied": 4,
@@ -767,6 +769,7 @@ def test_summary_counts_each_outcome_exactly() -> None:
     assert list(p.summarize([])) == [
         "total",
         "held",
+        "not_proven",
         "failed",
         "allowed",
         "denied",

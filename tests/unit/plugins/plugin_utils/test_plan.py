@@ -339,6 +339,11 @@ def test_the_example_expects_what_the_procedure_shows() -> None:
             "http://unregistered.meshguard.invalid/get",
             "blocked",
         ),
+        (
+            "bookinfo/(bypass pod) -> httpbin.org:443 (bypass)",
+            "https://httpbin.org/",
+            "unreachable",
+        ),
     ]
     reasons = [r["reason"] for r in build_plan(example(), verify=True)["expectations"]]
     assert reasons[0] == "bookinfo/bookinfo-productpage is listed in services[0].clients"
@@ -385,8 +390,69 @@ def test_no_unregistered_probe_under_allow_any() -> None:
     assert all("unregistered" not in r[0] for r in rows(spec))
 
 
+def bypass_rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in build_plan(spec, verify=True)["expectations"] if "(bypass)" in r["name"]]
+
+
+def bypass_row(namespace: str, image: str, name: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name or f"{namespace}/(bypass pod) -> httpbin.org:443 (bypass)",
+        "url": "https://httpbin.org/",
+        "expect": "unreachable",
+        "reason": f"{namespace} is locked down: a pod without a sidecar may reach only DNS, "
+        "istiod and the gateway",
+        "service_account": None,
+        "source": {"namespace": namespace, "bypass_image": image},
+        "headers": {},
+        "timeout": 5,
+        "connect_timeout": 3,
+        "connect_to": [],
+    }
+
+
+NOT_ENFORCED = (
+    "NetworkPolicies are not enforced on this cluster (verify.network_policies_enforced: "
+    "false), so a bypass outcome proves nothing"
+)
+
+
+def test_every_locked_down_namespace_gets_a_bypass_pod_probe() -> None:
+    spec = example()
+    spec["lockdown"]["namespaces"] = ["bookinfo", "shop"]
+    assert bypass_rows(spec) == [
+        bypass_row("bookinfo", "docker.io/curlimages/curl:8.11.1"),
+        bypass_row("shop", "docker.io/curlimages/curl:8.11.1"),
+    ]
+    probes = [p for p in build_plan(spec, verify=True)["probes"] if "(bypass)" in p["name"]]
+    assert [p["source"] for p in probes] == [
+        {"namespace": "bookinfo", "bypass_image": "docker.io/curlimages/curl:8.11.1"},
+        {"namespace": "shop", "bypass_image": "docker.io/curlimages/curl:8.11.1"},
+    ]
+    assert all("not_proven" not in p for p in probes)
+
+
+def test_the_bypass_image_can_be_set_or_turned_off() -> None:
+    spec = example()
+    spec["verify"]["bypass_image"] = "localhost/meshguard/curl:7.88.1"
+    assert bypass_rows(spec) == [bypass_row("bookinfo", "localhost/meshguard/curl:7.88.1")]
+    spec["verify"]["bypass_image"] = ""
+    assert bypass_rows(spec) == []
+    spec["verify"]["bypass_image"] = None  # null is the default, as an absent key
+    assert bypass_rows(spec) == [bypass_row("bookinfo", "docker.io/curlimages/curl:8.11.1")]
+
+
+def test_no_bypass_probe_without_a_locked_down_namespace_or_a_concrete_host() -> None:
+    spec = example()
+    spec["lockdown"]["namespaces"] = []
+    assert bypass_rows(spec) == []
+    spec = example()
+    spec["services"][0]["host"] = "*.httpbin.org"
+    assert bypass_rows(spec) == []
+
+
 def test_bypass_sources_must_be_unreachable_in_locked_down_namespaces() -> None:
     spec = example()
+    spec["verify"]["bypass_image"] = ""
     spec["verify"]["bypass_sources"] = [
         {"namespace": "bookinfo", "service_account": "default", "pod": "bypass"},
         {"namespace": "other", "service_account": "default", "pod": "bypass"},
@@ -395,6 +461,91 @@ def test_bypass_sources_must_be_unreachable_in_locked_down_namespaces() -> None:
     assert bypass == [
         ("bookinfo/default -> httpbin.org:443 (bypass)", "https://httpbin.org/", "unreachable")
     ]
+    [row] = bypass_rows(spec)
+    assert row["source"] == {"namespace": "bookinfo", "pod": "bypass", "service_account": "default"}
+
+
+def test_bypass_sources_are_kept_beside_the_automatic_bypass_pods() -> None:
+    spec = example()
+    spec["verify"]["bypass_sources"] = [
+        {"namespace": "bookinfo", "service_account": "legacy", "label_selector": "app=legacy"}
+    ]
+    assert [r["name"] for r in bypass_rows(spec)] == [
+        "bookinfo/(bypass pod) -> httpbin.org:443 (bypass)",
+        "bookinfo/legacy -> httpbin.org:443 (bypass)",
+    ]
+
+
+def test_without_enforced_network_policies_every_bypass_row_is_not_proven() -> None:
+    spec = example()
+    spec["verify"]["network_policies_enforced"] = False
+    spec["verify"]["bypass_sources"] = [
+        {"namespace": "bookinfo", "service_account": "legacy", "pod": "legacy-0"}
+    ]
+    plan = build_plan(spec, verify=True)
+    auto = {
+        **bypass_row("bookinfo", "docker.io/curlimages/curl:8.11.1"),
+        "not_proven": NOT_ENFORCED,
+    }
+    given = {
+        **bypass_row("bookinfo", "", "bookinfo/legacy -> httpbin.org:443 (bypass)"),
+        "service_account": "legacy",
+        "source": {"namespace": "bookinfo", "pod": "legacy-0", "service_account": "legacy"},
+        "not_proven": NOT_ENFORCED,
+    }
+    assert bypass_rows(spec) == [auto, given]
+    by_name = {p["name"]: p for p in plan["probes"]}
+    assert by_name[auto["name"]]["not_proven"] == NOT_ENFORCED
+    assert by_name[given["name"]]["not_proven"] == NOT_ENFORCED
+    # the other rows are proven as usual
+    others = [p for p in plan["probes"] if "(bypass)" not in p["name"]]
+    assert others and all("not_proven" not in p for p in others)
+
+
+def test_network_policies_enforced_must_be_a_boolean() -> None:
+    spec = example()
+    spec["verify"]["network_policies_enforced"] = "no"
+    assert ("verify.network_policies_enforced", "no") in problems(spec, verify=True)
+
+
+def test_a_bypass_image_with_spaces_is_refused() -> None:
+    spec = example()
+    spec["verify"]["bypass_image"] = "curl image"
+    assert ("verify.bypass_image", "curl image") in problems(spec, verify=True)
+
+
+def test_pod_sources_carry_the_service_account_they_claim() -> None:
+    plan = build_plan(example(), verify=True)
+    sources = [(p["name"], p["source"]) for p in plan["probes"]]
+    assert sources[:2] == [
+        (
+            "bookinfo/bookinfo-productpage -> httpbin.org:80",
+            {
+                "namespace": "bookinfo",
+                "label_selector": "app=productpage",
+                "container": "curl",
+                "service_account": "bookinfo-productpage",
+            },
+        ),
+        (
+            "bookinfo/bookinfo-reviews -> httpbin.org:80",
+            {
+                "namespace": "bookinfo",
+                "label_selector": "app=reviews",
+                "debug_image": "curlimages/curl",
+                "service_account": "bookinfo-reviews",
+            },
+        ),
+    ]
+
+
+def test_controller_sources_carry_no_service_account() -> None:
+    spec = example()
+    spec["verify"]["sources"] = [
+        {"namespace": "bookinfo", "service_account": "bookinfo-productpage", "controller": True}
+    ]
+    probes = build_plan(spec, verify=True)["probes"]
+    assert [p["source"] for p in probes if "(bypass)" not in p["name"]] == [{}, {}]
 
 
 def test_the_access_log_expects_each_allowed_gateway_request_once() -> None:
