@@ -875,9 +875,24 @@ class Standin:
         with contextlib.suppress(Exception):  # not there yet
             admission.delete_mutating_webhook_configuration(WEBHOOK_NAME)
         admission.create_mutating_webhook_configuration(body)
-        # the mesh's own namespaces (what an Istio install has before the procedure starts)
+        # the mesh's own namespaces and configuration (what an Istio install has before the
+        # procedure starts): istio-system with istiod's mesh ConfigMap, the clients' namespaces
         for namespace in ("istio-system", *sorted({s["namespace"] for s in model["sources"]})):
             _ensure_namespace(self.core, namespace)
+        self._mesh_config()
+
+    def _mesh_config(self) -> None:
+        from kubernetes.client.rest import ApiException
+
+        body = {
+            "metadata": {"name": "istio", "labels": {"meshguard.io/standin": "true"}},
+            "data": {"mesh": "rootNamespace: istio-system\ntrustDomain: cluster.local\n"},
+        }
+        try:
+            self.core.create_namespaced_config_map("istio-system", body)
+        except ApiException as exc:
+            if exc.status != 409:  # an istiod's own configuration is left as it is
+                raise
 
     def _write_plan(self, plan_path: str) -> None:
         plan = json.loads(Path(plan_path).read_text())

@@ -150,6 +150,7 @@ def _pod_logs() -> set[str]:
     return set(os.listdir("/var/log/pods")) if os.path.isdir("/var/log/pods") else set()
 
 
+@pytest.mark.own_node
 def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
     """A node of its own: run a pod, stop, and look for every kind of leftover."""
     from testbed import LocalControlPlane
