@@ -27,6 +27,11 @@ description:
     deleted. An object of the plan that exists without the label (a user's, or another
     description's) stops the run before any write, unless O(description) sets C(adopt)."
   - Objects this description wrote earlier that are no longer in its plan are deleted.
+  - "A gateway release left C(pending-install), C(pending-upgrade), C(pending-rollback) or
+    C(failed) (a killed or failed helm run) is recovered: pending revisions after the last
+    deployed one are marked failed, the release is upgraded from the deployed revision, and
+    what only the stranded revisions created is deleted; a release never deployed is
+    uninstalled and installed again. The recovery is in RV(changes) and RV(release.recovery)."
   - With O(state=absent), deletes everything the description owns (objects, the release,
     the namespaces it created, the gateway label and taint of nodes) and nothing else.
 author:
@@ -97,4 +102,12 @@ release:
   description: The gateway release's revision, chart version and status.
   returned: when the plan has the gateway
   type: dict
+  contains:
+    recovery:
+      description:
+        - How a stranded release was recovered. C(status) and C(revision) of its latest
+          revision; C(how) is C(upgrade) (C(from_revision), C(stranded_revisions), and
+          C(removed), the objects only those revisions created) or C(uninstall).
+      returned: when the latest revision was pending or failed
+      type: dict
 """

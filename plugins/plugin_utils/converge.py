@@ -27,6 +27,8 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.helm import (
     Helm,
     HelmError,
     local_chart_version,
+    manifest_objects,
+    mark_failed,
     release_history,
     summary,
 )
@@ -111,6 +113,32 @@ def _ownership_problem(what: str, ownership: str) -> str:
         "is. Rename the planned object, remove the existing one, or set adopt: true "
         "(egress_adopt) to take it over"
     )
+
+
+def _recovery(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """How to recover a release whose latest revision is pending or failed (a killed or
+    failed helm run). With a ``deployed`` revision: mark the revisions after it that are
+    still pending ``failed`` (a pending revision holds Helm's lock), upgrade (Helm upgrades
+    from the deployed revision), then delete what only those stranded revisions created. A
+    release that never deployed (a first install killed or failed) is uninstalled and
+    installed again. Helm's own ``rollback`` is not used: it fails on an object that is live
+    but missing from the stranded revision's manifest (a rename the failed run did not
+    finish)."""
+    latest = history[-1]
+    status = (latest.get("info") or {}).get("status")
+    deployed = [r for r in history[:-1] if (r.get("info") or {}).get("status") == "deployed"]
+    recovery: dict[str, Any] = {"status": status, "revision": latest.get("version")}
+    if not deployed:
+        return {**recovery, "how": "uninstall"}
+    good = deployed[-1]["version"]
+    stranded = [r["version"] for r in history if r.get("version", 0) > good]
+    return {**recovery, "how": "upgrade", "from_revision": good, "stranded_revisions": stranded}
+
+
+def _recovery_words(recovery: dict[str, Any]) -> str:
+    if recovery["how"] == "uninstall":
+        return "uninstalling it and installing it again"
+    return f"upgrading from deployed revision {recovery['from_revision']}"
 
 
 class Converger:
@@ -421,8 +449,8 @@ class Converger:
                 state = f"other:{owner}" if owner else "foreign"
                 self.problems.append(_ownership_problem(what, state))
                 return {}
-            if latest["status"] in PENDING or (latest["status"] == "failed" and len(history) == 1):
-                action["recover"] = latest["status"]
+            if latest["status"] in PENDING or latest["status"] == "failed":
+                action["recover"] = _recovery(history)
                 action["history"] = history
             unchanged = (
                 latest["status"] == "deployed"
@@ -441,10 +469,12 @@ class Converger:
             {"chart_version": latest["chart_version"], "values": latest["values"]} if latest else {}
         )
         after = {"chart_version": version, "values": release["values"]}
-        reinstall = action.get("recover") in ("pending-install", "failed")
-        label = "install" if latest is None or reinstall else "upgrade"
-        if action.get("recover"):
-            label = f"recover ({action['recover']}) and {label}"
+        recover = action.get("recover")
+        label = "install" if latest is None else "upgrade"
+        if recover:
+            action["summary"]["recovery"] = recover
+            label = f"recover ({recover['status']} revision {recover['revision']}) by "
+            label += _recovery_words(recover)
         self._change(what, label, before, after)
         action["write"] = True
         return action
@@ -454,24 +484,71 @@ class Converger:
             return
         release = action["release"]
         recover = action.get("recover")
-        if recover in ("pending-install",) or (recover == "failed"):
+        if recover and recover["how"] == "uninstall":
             self._helm().uninstall(release["namespace"], release["name"])
-            self.done.append({"object": action["what"], "action": f"removed the {recover} release"})
-        elif recover in ("pending-upgrade", "pending-rollback"):
-            good = [
-                r
-                for r in action["history"]
-                if (r.get("info") or {}).get("status") in ("deployed", "superseded")
+            self.done.append(
+                {"object": action["what"], "action": f"uninstalled the {recover['status']} release"}
+            )
+        stranded = []
+        if recover and recover["how"] == "upgrade":
+            stranded = [
+                r for r in action["history"] if r["version"] in recover["stranded_revisions"]
             ]
-            if good:
-                self._helm().rollback(release["namespace"], release["name"], good[-1]["version"])
+            for rel in stranded:
+                state = (rel.get("info") or {}).get("status")
+                if state not in PENDING:
+                    continue
+                why = (
+                    f"Interrupted while {state}: marked failed by meshguard.egress "
+                    f"({self.name}) to recover the release"
+                )
+                mark_failed(self.kube, rel, why)
                 self.done.append(
-                    {"object": action["what"], "action": f"rolled back the {recover} release"}
+                    {
+                        "object": action["what"],
+                        "action": f"marked revision {rel['version']} ({state}) failed",
+                    }
                 )
         self._helm().upgrade(
             release, action["version"], {OWNER_LABEL: self.name, MANAGED_BY_LABEL: MANAGED_BY}
         )
         self.done.append({"object": action["what"], "action": "installed"})
+        if stranded:
+            recover["removed"] = self._remove_leftovers(release, stranded)
+
+    def _remove_leftovers(
+        self, release: dict[str, Any], stranded: list[dict[str, Any]]
+    ) -> list[str]:
+        """Delete what only the stranded revisions created: in their manifests, not in the
+        release now deployed, live, and annotated by Helm as this release's. Helm's upgrade
+        does not (it diffs the deployed revision against the new one)."""
+        namespace, name = release["namespace"], release["name"]
+        deployed = release_history(self.kube, namespace, name)[-1]
+        # by kind and name, not apiVersion: the same object under a chart's newer apiVersion
+        # is the deployed release's
+        keep = {o[1:] for o in manifest_objects(deployed.get("manifest", ""), namespace)}
+        left = set().union(*(manifest_objects(r.get("manifest", ""), namespace) for r in stranded))
+        removed = []
+        for api_version, kind, obj_namespace, obj_name in sorted(left):
+            if (kind, obj_namespace, obj_name) in keep:
+                continue
+            live = self.kube.get(api_version, kind, obj_namespace, obj_name)
+            annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+            if (
+                annotations.get("meta.helm.sh/release-name") != name
+                or annotations.get("meta.helm.sh/release-namespace") != namespace
+            ):
+                continue  # gone already, or not this release's: never touched
+            what = ref({"kind": kind, "metadata": {"namespace": obj_namespace, "name": obj_name}})
+            self._write(
+                what,
+                lambda o=live, a=api_version, k=kind: self.kube.delete(
+                    {**o, "apiVersion": a, "kind": k}
+                ),
+            )
+            self.done[-1]["action"] = "deleted (left by an interrupted or failed revision)"
+            removed.append(what)
+        return removed
 
     def _plan_istiod(self) -> dict[str, Any]:
         istiod = self.plan.get("istiod")

@@ -488,6 +488,7 @@ def _normalize_service(p: _Problems, path: str, raw: Any, top: dict[str, Any]) -
         "host": host,
         "name": name,
         "access_policy_name": access_name,
+        "endpoints": _normalize_endpoints(p, _join(path, "endpoints"), s.get("endpoints")),
         "ports": ports,
         "clients": _normalize_clients(p, _join(path, "clients"), s.get("clients"), top),
     }
@@ -495,8 +496,94 @@ def _normalize_service(p: _Problems, path: str, raw: Any, top: dict[str, Any]) -
     return service
 
 
+def _normalize_endpoints(p: _Problems, path: str, raw: Any) -> list[str]:
+    addresses: list[str] = []
+    for i, item in enumerate(_list(p, path, raw)):
+        address = _string(p, _join(path, i), item)
+        if not isinstance(address, str):
+            continue
+        problem = endpoint_problem(address)
+        if problem:
+            p.add(_join(path, i), problem, item)
+        elif address in addresses:
+            p.add(_join(path, i), "duplicate address", item)
+        else:
+            addresses.append(address)
+    return addresses
+
+
+def endpoint_problem(address: str) -> str | None:
+    """Why ``address`` cannot be a Gloo ExternalEndpoint address (an IP, or an FQDN without
+    a wildcard), or None."""
+    try:
+        ipaddress.ip_address(address)
+        return None
+    except ValueError:
+        pass
+    if "*" in address:
+        return (
+            "must be a concrete address (an IP, or an FQDN without a wildcard): an "
+            "ExternalEndpoint's address is resolved as it is"
+        )
+    problem = host_problem(address)
+    return f"must be an IP address or an FQDN: {problem}" if problem else None
+
+
+def endpoint_names(service: dict[str, Any]) -> list[str]:
+    """Names of the ExternalEndpoints of a service: ``<name>-<n>``, from 1."""
+    return [f"{service['name']}-{n}" for n in range(1, len(service["endpoints"]) + 1)]
+
+
+def _check_wildcard(p: _Problems, path: str, service: dict[str, Any], flavor: Any) -> None:
+    """What a wildcard host needs to be routable (the istio flavor refuses it elsewhere).
+
+    Gloo Mesh v2 (ExternalService, networking.gloo.solo.io/v2) takes a wildcard prefix
+    domain in ``hosts``, with three conditions from its API: every port goes through an
+    egress gateway (else the wildcard lets traffic bypass REGISTRY_ONLY; checked by
+    ``_check_service``), the ExternalService selects ExternalEndpoints (without them Gloo
+    resolves the hosts by DNS, which cannot resolve a wildcard), and TLS origination names
+    its SNI (Gloo's default SNI is the service's single host: here the wildcard itself)."""
+    host = service["host"]
+    if flavor != "gloo" or not host or not is_wildcard(host):
+        return
+    if not service["endpoints"]:
+        p.add(
+            _join(path, "host"),
+            "a wildcard host needs endpoints with the gloo flavor: an ExternalService that "
+            "selects no ExternalEndpoints is resolved by DNS, which cannot resolve a "
+            f"wildcard, so the gateway has no address to send it to; list the upstream "
+            f"addresses in {_join(path, 'endpoints')}, or list the concrete hosts",
+            host,
+        )
+    for i, port in enumerate(service["ports"]):
+        if port.get("tls_origination") and not port.get("sni"):
+            p.add(
+                _join(_join(_join(path, "ports"), i), "sni"),
+                "a wildcard host needs an explicit sni to originate TLS: Gloo presents the "
+                "ExternalService's single host as SNI, here the wildcard itself, which is no "
+                "server name; set the upstream's name",
+                port.get("sni"),
+            )
+
+
 def _check_service(p: _Problems, path: str, service: dict[str, Any], flavor: Any) -> None:
     via = [i for i, port in enumerate(service["ports"]) if port.get("via_gateway")]
+    if flavor == "istio" and service["endpoints"]:
+        p.add(
+            _join(path, "endpoints"),
+            "only the gloo flavor writes endpoints (Gloo ExternalEndpoints); the istio flavor "
+            "resolves the host by DNS",
+            service["endpoints"],
+        )
+    if service["name"] and service["endpoints"]:
+        longest = endpoint_names(service)[-1]
+        if not _is_subdomain(longest):
+            p.add(
+                _join(path, "name"),
+                f"is too long for its ExternalEndpoint names ({longest!r} is not an RFC 1123 "
+                "subdomain); set a shorter name",
+                service["name"],
+            )
     if service["host"] and is_wildcard(service["host"]):
         for i, port in enumerate(service["ports"]):
             if port.get("via_gateway") is False:
@@ -505,6 +592,7 @@ def _check_service(p: _Problems, path: str, service: dict[str, Any], flavor: Any
                     "a wildcard host must send every port through the gateway",
                     False,
                 )
+    _check_wildcard(p, path, service, flavor)
     if service["clients"] is not None and service["ports"] and not via:
         p.add(
             _join(path, "clients"),

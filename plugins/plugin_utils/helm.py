@@ -33,15 +33,48 @@ def decode_release(secret: dict[str, Any]) -> dict[str, Any]:
     return json.loads(raw)
 
 
+def encode_release(release: dict[str, Any]) -> str:
+    """The inverse of ``decode_release``: the Secret's ``data.release`` value."""
+    body = {k: v for k, v in release.items() if not k.startswith("_")}
+    raw = gzip.compress(json.dumps(body, separators=(",", ":")).encode())
+    return base64.b64encode(base64.b64encode(raw)).decode()
+
+
 def release_history(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
-    """Every stored revision of a release, oldest first, with the Secret's labels."""
+    """Every stored revision of a release, oldest first, with the Secret's labels and name."""
     secrets = kube.list("v1", "Secret", namespace, f"owner=helm,name={name}")
     history = []
     for secret in secrets:
         release = decode_release(secret)
         release["_labels"] = secret["metadata"].get("labels") or {}
+        release["_secret"] = secret["metadata"]["name"]
         history.append(release)
     return sorted(history, key=lambda r: r.get("version", 0))
+
+
+def mark_failed(kube: Kube, release: dict[str, Any], why: str) -> None:
+    """Record a stored revision as ``failed``, as Helm records an upgrade or rollback that
+    did not finish: the status label and the encoded release's ``info.status``. A revision
+    left pending (its helm process was killed) keeps Helm's lock until then."""
+    marked = {**release, "info": {**(release.get("info") or {}), "status": "failed"}}
+    marked["info"]["description"] = why
+    body = {
+        "metadata": {"labels": {"status": "failed"}},
+        "data": {"release": encode_release(marked)},
+    }
+    kube.patch("v1", "Secret", release["namespace"], release["_secret"], body)
+
+
+def manifest_objects(manifest: str, namespace: str) -> set[tuple[str, str, str, str]]:
+    """(apiVersion, kind, namespace, name) of every object of a release's manifest."""
+    objects = set()
+    for doc in yaml.safe_load_all(manifest or ""):
+        if isinstance(doc, dict) and doc.get("kind") and (doc.get("metadata") or {}).get("name"):
+            meta = doc["metadata"]
+            objects.add(
+                (doc["apiVersion"], doc["kind"], meta.get("namespace") or namespace, meta["name"])
+            )
+    return objects
 
 
 def summary(release: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -160,6 +193,3 @@ class Helm:
         if wait:
             args += ["--wait"]
         self.run(*args)
-
-    def rollback(self, namespace: str, name: str, revision: int) -> None:
-        self.run("rollback", name, str(revision), "--namespace", namespace, "--wait")

@@ -46,6 +46,7 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.istio.io/v1", "ServiceEntry"),
     ("networking.istio.io/v1", "Gateway"),
     ("networking.gloo.solo.io/v2", "ExternalService"),
+    ("networking.gloo.solo.io/v2", "ExternalEndpoint"),
     ("networking.gloo.solo.io/v2", "VirtualGateway"),
     ("telemetry.istio.io/v1", "Telemetry"),
     ("networking.istio.io/v1", "Sidecar"),

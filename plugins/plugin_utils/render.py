@@ -10,6 +10,7 @@ plain data, deterministic for a given description so that re-applying it is idem
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -19,6 +20,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils._requirements imp
 )
 from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
+    endpoint_names,
     format_problem,
     is_wildcard,
 )
@@ -27,6 +29,7 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshguard.egress"
 COMPONENT_LABEL = "meshguard.io/component"
 OWNER_LABEL = "meshguard.io/description"
+ENDPOINT_LABEL = "meshguard.io/external-service"  # ExternalService -> its ExternalEndpoints
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
@@ -161,22 +164,57 @@ def _gloo_port(port: dict[str, Any], gateway_ref: dict[str, str]) -> dict[str, A
     return rendered
 
 
-def _render_external_services(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    gateway_ref = _gloo_gateway_ref(spec)
-    return [
-        _object(
+def endpoint_selector(service_name: str) -> dict[str, str]:
+    """The label an ExternalService selects its ExternalEndpoints by (a label value: the
+    name, or for a name longer than 63 its start and a hash)."""
+    value = service_name
+    if len(value) > 63:
+        digest = hashlib.sha256(service_name.encode()).hexdigest()[:10]
+        value = f"{service_name[:52].rstrip('.-_')}-{digest}"
+    return {ENDPOINT_LABEL: value}
+
+
+def _render_external_endpoints(spec: dict[str, Any], service: dict[str, Any]) -> list[dict]:
+    """One ExternalEndpoint per address, with every port of the service (Gloo matches an
+    ExternalService port to the endpoint's port by number)."""
+    objects = []
+    ports = [{"name": port["name"], "number": port["number"]} for port in service["ports"]]
+    for name, address in zip(endpoint_names(service), service["endpoints"]):
+        obj = _object(
             GLOO_NETWORKING,
-            "ExternalService",
-            service["name"],
+            "ExternalEndpoint",
+            name,
             spec["services_namespace"],
             "routes",
-            {
-                "hosts": [service["host"]],
-                "ports": [_gloo_port(port, gateway_ref) for port in service["ports"]],
-            },
+            {"address": address, "ports": copy.deepcopy(ports)},
         )
-        for service in _by_name(spec["services"])
-    ]
+        obj["metadata"]["labels"].update(endpoint_selector(service["name"]))
+        objects.append(obj)
+    return objects
+
+
+def _render_external_services(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    gateway_ref = _gloo_gateway_ref(spec)
+    objects = []
+    for service in _by_name(spec["services"]):
+        external: dict[str, Any] = {
+            "hosts": [service["host"]],
+            "ports": [_gloo_port(port, gateway_ref) for port in service["ports"]],
+        }
+        if service["endpoints"]:
+            external["selector"] = endpoint_selector(service["name"])
+        objects.append(
+            _object(
+                GLOO_NETWORKING,
+                "ExternalService",
+                service["name"],
+                spec["services_namespace"],
+                "routes",
+                external,
+            )
+        )
+        objects += _render_external_endpoints(spec, service)
+    return objects
 
 
 def _render_gloo_routes(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -269,6 +269,15 @@ SCHEMA = Field(
                     "access_policy_name", "str", "Gloo AccessPolicy name; default C(<name>-access)."
                 ),
                 _f(
+                    "endpoints",
+                    "list",
+                    "Gloo only: addresses (IPs, or FQDNs without a wildcard) the host's traffic "
+                    "goes to, written as ExternalEndpoints the ExternalService selects. Required "
+                    "for a wildcard host: without endpoints Gloo resolves the host by DNS.",
+                    [],
+                    elements="str",
+                ),
+                _f(
                     "ports",
                     "list",
                     "Ports of the external host.",

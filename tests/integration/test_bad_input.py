@@ -129,6 +129,30 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "services[0].ports[0].via_gateway",
         "False",
     ),
+    (  # gloo routes an ExternalService without ExternalEndpoints by DNS: not a wildcard
+        "gloo-wildcard-without-endpoints",
+        _service(host="*.example.com", ports=[HTTP_80], clients=None),
+        "services[0].host",
+        "*.example.com",
+    ),
+    (  # Gloo's default SNI would be the wildcard itself
+        "gloo-wildcard-origination-without-sni",
+        _service(host="*.example.com", endpoints=["203.0.113.10"], clients=None),
+        "services[0].ports[0].sni",
+        "None",
+    ),
+    (
+        "endpoint-wildcard",
+        _service(endpoints=["*.example.net"]),
+        "services[0].endpoints[0]",
+        "*.example.net",
+    ),
+    (
+        "endpoints-with-istio",
+        {**_service(endpoints=["203.0.113.10"]), "egress_flavor": "istio"},
+        "services[0].endpoints",
+        "203.0.113.10",
+    ),
     (
         "duplicate-host",
         {"egress_services": [SERVICE, {**SERVICE, "access_policy_name": "second"}]},

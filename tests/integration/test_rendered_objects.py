@@ -38,6 +38,7 @@ GROUPS_NEEDED = (
     ("networking.istio.io/v1", "ServiceEntry"),
     ("security.istio.io/v1", "AuthorizationPolicy"),
     ("networking.gloo.solo.io/v2", "ExternalService"),
+    ("networking.gloo.solo.io/v2", "ExternalEndpoint"),
     ("networking.gloo.solo.io/v2", "VirtualGateway"),
     ("security.policy.gloo.solo.io/v2", "AccessPolicy"),
 )
@@ -110,9 +111,15 @@ def description(flavor: str, prefix: str) -> dict[str, Any]:
                 "ports": [{"number": 443, "protocol": "HTTPS", "name": "https"}],
                 "clients": [{"namespace": f"{prefix}-app", "service_account": "productpage"}],
             },
-            {
+            {  # gloo: a wildcard routed to its ExternalEndpoints (istio refuses wildcards)
                 "host": "*.example.com" if flavor == "gloo" else "www.example.com",
-                "ports": [{"number": 80, "protocol": "HTTP"}],
+                "ports": [
+                    {"number": 80, "protocol": "HTTP"},
+                    {"number": 443, "protocol": "HTTPS", "client_port": 8443, "sni": "edge.test"},
+                ]
+                if flavor == "gloo"
+                else [{"number": 80, "protocol": "HTTP"}],
+                **({"endpoints": ["203.0.113.10", "edge.test"]} if flavor == "gloo" else {}),
             },
             {
                 "host": "api.example.org",
@@ -196,7 +203,7 @@ def test_server_accepts_and_stores_every_rendered_object(
     objects = namespace_objects + plan["objects"]
     kinds = {obj["kind"] for obj in objects}
     expected = {"Namespace", "Sidecar", "NetworkPolicy", "Telemetry"} | (
-        {"VirtualGateway", "ExternalService", "AccessPolicy"}
+        {"VirtualGateway", "ExternalService", "ExternalEndpoint", "AccessPolicy"}
         if flavor == "gloo"
         else {"Gateway", "DestinationRule", "ServiceEntry", "VirtualService", "AuthorizationPolicy"}
     )

@@ -119,3 +119,40 @@ def test_drift_is_repaired_by_the_next_run(run_playbook, k8s, prepared) -> None:
     }
     assert services.get(name="httpbin.org", namespace="global").spec.ports[0].number == 443
     assert policies.get(name="meshguard-egress-lockdown", namespace="bookinfo").spec.egress
+
+
+def test_a_gloo_wildcard_host_goes_to_its_endpoints_and_is_pruned_with_them(
+    run_playbook, k8s, prepared
+) -> None:
+    """A wildcard host (flavor gloo) with the settings Gloo needs: its ExternalService selects
+    the ExternalEndpoints written beside it; a re-run changes nothing; dropping the host
+    prunes the endpoints with it; teardown leaves none."""
+    wildcard = {
+        "host": "*.example.com",
+        "endpoints": ["edge.example.net", "203.0.113.10"],
+        "ports": [{"number": 443, "protocol": "HTTPS", "sni": "edge.example.net"}],
+    }
+    example = {"egress_override_zz_wildcard": {"services": [wildcard]}}
+    services = k8s.resources.get(api_version="networking.gloo.solo.io/v2", kind="ExternalService")
+    endpoints = k8s.resources.get(api_version="networking.gloo.solo.io/v2", kind="ExternalEndpoint")
+
+    assert changed(run_playbook("playbooks/site.yml", example)) > 0
+    service = services.get(name="wildcard.example.com", namespace="global").to_dict()["spec"]
+    assert service["hosts"] == ["*.example.com"]
+    assert service["ports"][0]["clientsideTls"] == {"sni": "edge.example.net"}
+    selected = endpoints.get(
+        namespace="global",
+        label_selector=",".join(f"{k}={v}" for k, v in service["selector"].items()),
+    ).items
+    assert sorted((e.metadata.name, e.spec.address) for e in selected) == [
+        ("wildcard.example.com-1", "edge.example.net"),
+        ("wildcard.example.com-2", "203.0.113.10"),
+    ]
+    assert {e.metadata.labels["meshguard.io/description"] for e in selected} == {"egress"}
+    assert changed(run_playbook("playbooks/site.yml", example)) == 0
+
+    assert changed(run_playbook("playbooks/site.yml")) > 0  # the example alone: pruned
+    assert endpoints.get(namespace="global", label_selector=MANAGED).items == []
+    assert changed(run_playbook("playbooks/site.yml", example)) > 0
+    assert changed(run_playbook("playbooks/teardown.yml", example)) > 0
+    assert endpoints.get(namespace="global", label_selector=MANAGED).items == []

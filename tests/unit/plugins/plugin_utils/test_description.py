@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
     default_object_name,
+    endpoint_names,
     host_problem,
     normalize,
 )
@@ -58,6 +59,7 @@ def _two_services(second: dict[str, Any]) -> dict[str, Any]:
 
 LONG_LABEL = "a" * 64
 HTTPBIN_PORT = {"number": 443, "protocol": "HTTPS", "name": "https"}
+HTTP_PORT = {"number": 80, "protocol": "HTTP"}
 
 # (id, concern, description, field path, offending value)
 INVALID: list[tuple[str, str, Any, str, Any]] = [
@@ -565,6 +567,80 @@ INVALID: list[tuple[str, str, Any, str, Any]] = [
         "cluster local",
     ),
     ("revision", "gateway", _spec(revision="1-23/x"), "revision", "1-23/x"),
+    # gloo wildcard hosts: routable only to ExternalEndpoints, with an explicit SNI
+    (
+        "gloo-wildcard-without-endpoints",
+        "routes",
+        _with_service(host="*.example.com", clients=None, ports=[HTTP_PORT]),
+        "services[0].host",
+        "*.example.com",
+    ),
+    (
+        "gloo-wildcard-origination-without-sni",
+        "routes",
+        _with_service(host="*.example.com", clients=None, endpoints=["203.0.113.10"]),
+        "services[0].ports[0].sni",
+        None,
+    ),
+    (
+        "endpoints-with-istio",
+        "routes",
+        _spec(
+            flavor="istio",
+            services=[{"host": "httpbin.org", "ports": [HTTP_PORT], "endpoints": ["203.0.113.10"]}],
+        ),
+        "services[0].endpoints",
+        ["203.0.113.10"],
+    ),
+    (
+        "endpoints-not-a-list",
+        "routes",
+        _with_service(endpoints="203.0.113.10"),
+        "services[0].endpoints",
+        "203.0.113.10",
+    ),
+    (
+        "endpoint-not-a-string",
+        "routes",
+        _with_service(endpoints=[42]),
+        "services[0].endpoints[0]",
+        42,
+    ),
+    (
+        "endpoint-wildcard",
+        "routes",
+        _with_service(endpoints=["*.example.net"]),
+        "services[0].endpoints[0]",
+        "*.example.net",
+    ),
+    (
+        "endpoint-cidr",
+        "routes",
+        _with_service(endpoints=["10.0.0.0/8"]),
+        "services[0].endpoints[0]",
+        "10.0.0.0/8",
+    ),
+    (
+        "endpoint-with-port",
+        "routes",
+        _with_service(endpoints=["edge.example.net:443"]),
+        "services[0].endpoints[0]",
+        "edge.example.net:443",
+    ),
+    (
+        "endpoint-duplicate",
+        "routes",
+        _with_service(endpoints=["203.0.113.10", "203.0.113.10"]),
+        "services[0].endpoints[1]",
+        "203.0.113.10",
+    ),
+    (
+        "endpoint-names-too-long",
+        "routes",
+        _with_service(name="x." + "b" * 63, endpoints=["203.0.113.10"]),
+        "services[0].name",
+        "x." + "b" * 63,
+    ),
 ]
 
 
@@ -680,10 +756,44 @@ def test_port_defaults_per_protocol() -> None:
 
 
 def test_wildcard_host_default_name() -> None:
-    spec = _with_service(host="*.example.com", clients=None)
+    spec = _with_service(host="*.example.com", clients=None, endpoints=["203.0.113.10"])
+    spec["services"][0]["ports"][0]["sni"] = "edge.example.net"
     service = normalize(spec, "routes")["services"][0]
     assert service["name"] == "wildcard.example.com"
     assert default_object_name("*.com") == "wildcard.com"
+
+
+def test_gloo_wildcard_with_endpoints_and_sni_is_accepted() -> None:
+    spec = _with_service(
+        host="*.example.com",
+        endpoints=["edge.example.net", "2001:db8::1", "203.0.113.10"],
+        ports=[
+            {"number": 443, "protocol": "HTTPS", "sni": "edge.example.net", "client_port": 8080},
+            HTTP_PORT,
+        ],
+    )
+    service = normalize(spec, "routes")["services"][0]
+    assert service["endpoints"] == ["edge.example.net", "2001:db8::1", "203.0.113.10"]
+    assert [port["via_gateway"] for port in service["ports"]] == [True, True]
+    assert endpoint_names(service) == [
+        "wildcard.example.com-1",
+        "wildcard.example.com-2",
+        "wildcard.example.com-3",
+    ]
+    # without endpoints the list is empty, and a concrete host needs none
+    assert normalize(_spec(), "routes")["services"][0]["endpoints"] == []
+
+
+def test_gloo_wildcard_refusals_say_why() -> None:
+    spec = _with_service(host="*.example.com", clients=None)  # HTTPS, no endpoints, no sni
+    with pytest.raises(DescriptionError) as caught:
+        normalize(spec, "routes")
+    host, sni = str(caught.value).splitlines()
+    assert host.startswith("services[0].host: a wildcard host needs endpoints")
+    assert "resolved by DNS, which cannot resolve a wildcard" in host
+    assert "services[0].endpoints" in host
+    assert sni.startswith("services[0].ports[0].sni: a wildcard host needs an explicit sni")
+    assert "here the wildcard itself" in sni
 
 
 def test_clients_none_empty_and_gloo_labels() -> None:

@@ -20,6 +20,7 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.description impor
 from ansible_collections.meshguard.egress.plugins.plugin_utils.render import (
     check_values,
     deep_merge,
+    endpoint_selector,
 )
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -115,9 +116,11 @@ def multi_service_spec(flavor: str) -> dict[str, Any]:
                 "clients": [{"namespace": "bookinfo", "service_account": "bookinfo-productpage"}],
             },
             {
-                # istio cannot route a wildcard through the gateway (refused, see below)
+                # istio cannot route a wildcard through the gateway (refused, see below);
+                # gloo routes it to the ExternalEndpoints it selects
                 "host": "*.example.com" if flavor == "gloo" else "www.example.com",
                 "ports": [{"number": 80, "protocol": "HTTP"}],
+                **({"endpoints": ["203.0.113.10", "edge.example.net"]} if flavor == "gloo" else {}),
             },
             {
                 "host": "api.example.org",
@@ -218,12 +221,66 @@ def test_gloo_origination_with_sni_and_direct_tcp_port() -> None:
     assert ports[1] == {"name": "tcp-5432", "number": 5432, "protocol": "TCP"}
     wildcard = objects[("ExternalService", "wildcard.example.com")]
     assert wildcard["spec"]["hosts"] == ["*.example.com"]
+    assert "selector" not in objects[("ExternalService", "api.example.org")]["spec"]
     exposed = objects[("VirtualGateway", "egress-vg")]["spec"]["listeners"][0]
     assert exposed["exposedExternalServices"] == [
         {"host": "*.example.com"},
         {"host": "api.example.org"},
         {"host": "httpbin.org"},
     ]
+
+
+def test_gloo_wildcard_host_selects_its_external_endpoints() -> None:
+    objects = render(multi_service_spec("gloo"), "routes")
+    by = _by_kind_name(objects)
+    wildcard = by[("ExternalService", "wildcard.example.com")]["spec"]
+    assert wildcard["selector"] == {"meshguard.io/external-service": "wildcard.example.com"}
+    assert wildcard["ports"][0]["egressGatewayRoutes"]["portMatch"] == 80
+    endpoints = [o for o in objects if o["kind"] == "ExternalEndpoint"]
+    assert [(o["metadata"]["name"], o["metadata"]["namespace"]) for o in endpoints] == [
+        ("wildcard.example.com-1", "global"),
+        ("wildcard.example.com-2", "global"),
+    ]
+    for endpoint, address in zip(endpoints, ["203.0.113.10", "edge.example.net"]):
+        assert endpoint["apiVersion"] == "networking.gloo.solo.io/v2"
+        assert endpoint["spec"] == {
+            "address": address,
+            "ports": [{"name": "http-80", "number": 80}],
+        }
+        labels = endpoint["metadata"]["labels"]
+        assert {k: labels[k] for k in wildcard["selector"]} == wildcard["selector"]
+        assert labels["meshguard.io/component"] == "routes"
+    # the ExternalService comes right before its endpoints
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    at = kinds.index(("ExternalService", "wildcard.example.com"))
+    assert kinds[at + 1 : at + 3] == [
+        ("ExternalEndpoint", "wildcard.example.com-1"),
+        ("ExternalEndpoint", "wildcard.example.com-2"),
+    ]
+
+
+def test_gloo_wildcard_tls_origination_renders_the_given_sni() -> None:
+    spec = procedure_spec()
+    spec["services"][0].update(
+        host="*.example.com",
+        endpoints=["edge.example.net"],
+        ports=[{"number": 443, "protocol": "HTTPS", "sni": "edge.example.net"}],
+    )
+    by = _by_kind_name(render(spec, "routes"))
+    [port] = by[("ExternalService", "wildcard.example.com")]["spec"]["ports"]
+    assert port["clientsideTls"] == {"sni": "edge.example.net"}
+    assert by[("ExternalEndpoint", "wildcard.example.com-1")]["spec"]["ports"] == [
+        {"name": "https-443", "number": 443}
+    ]
+
+
+def test_endpoint_selector_of_a_long_name_is_a_label_value() -> None:
+    name = ("a" * 60) + ".example.com"
+    [(key, value)] = endpoint_selector(name).items()
+    assert key == "meshguard.io/external-service"
+    assert len(value) <= 63 and value.startswith("a" * 52) and value[-1].isalnum()
+    assert endpoint_selector(name + "x") != endpoint_selector(name)
+    assert endpoint_selector("short.example.com") == {key: "short.example.com"}
 
 
 def test_no_virtual_gateway_without_gateway_ports() -> None:
