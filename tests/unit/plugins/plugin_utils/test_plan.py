@@ -446,7 +446,9 @@ def test_no_bypass_probe_without_a_locked_down_namespace_or_a_concrete_host() ->
     spec["lockdown"]["namespaces"] = []
     assert bypass_rows(spec) == []
     spec = example()
-    spec["services"][0]["host"] = "*.httpbin.org"
+    spec["services"][0]["host"] = "*.httpbin.org"  # with what Gloo needs for a wildcard
+    spec["services"][0]["endpoints"] = ["upstream.example"]
+    spec["services"][0]["ports"][0]["sni"] = "httpbin.org"
     assert bypass_rows(spec) == []
 
 
