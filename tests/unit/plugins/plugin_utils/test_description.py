@@ -568,6 +568,266 @@ INVALID: list[tuple[str, str, Any, str, Any]] = [
 ]
 
 
+# The whole error text of each INVALID case: the problem, its path and the value, every line.
+MESSAGES: dict[str, str] = {
+    "unknown-flavor": "flavor: must be one of gloo, istio (got 'linkerd')",
+    "unknown-top-key": (
+        "servces: unknown key (allowed: name, flavor, cluster, trust_domain, revision, "
+        "services_namespace, adopt, gateway, services, outbound_policy, lockdown, verify) (got "
+        "[])"
+    ),
+    "cluster-not-a-name": (
+        "cluster: must be an RFC 1123 subdomain (lowercase labels joined by '.', at most 253) "
+        "(got 'Cluster_1')"
+    ),
+    "services-not-a-list": "services: must be a list (got {'host': 'a.com'})",
+    "services-empty": "services: must list at least one external service (got [])",
+    "host-missing": "services[0].host: is required (got None)",
+    "host-not-a-string": "services[0].host: must be a non-empty string (got 42)",
+    "host-with-scheme": (
+        "services[0].host: must be a host name without a scheme (got 'https://httpbin.org')"
+    ),
+    "host-with-port": (
+        "services[0].host: must be a host name without a port (got 'httpbin.org:443')"
+    ),
+    "host-with-path": (
+        "services[0].host: must be a host name without a path (got 'httpbin.org/get')"
+    ),
+    "host-double-wildcard": (
+        "services[0].host: may only use '*' as its whole first label ('*.example.com') (got "
+        "'*.*.example.com')"
+    ),
+    "host-inner-wildcard": (
+        "services[0].host: may only use '*' as its whole first label ('*.example.com') (got "
+        "'api.*.example.com')"
+    ),
+    "host-empty-label": "services[0].host: must not contain an empty label (got 'httpbin..org')",
+    "host-label-too-long": (
+        "services[0].host: labels must be at most 63 characters (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org')"
+    ),
+    "host-too-long": (
+        "services[0].host: must be at most 253 characters (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "host-uppercase": (
+        "services[0].host: labels must be lowercase RFC 1123 (a-z, 0-9, '-', not starting or "
+        "ending with '-') (got 'HTTPBIN.org')"
+    ),
+    "service-unknown-key": (
+        "services[0].hosts: unknown key (allowed: host, name, access_policy_name, ports, "
+        "clients) (got ['a.com'])"
+    ),
+    "service-name-invalid": (
+        "services[0].name: must be an RFC 1123 subdomain (lowercase labels joined by '.', at "
+        "most 253) (got 'Httpbin')"
+    ),
+    "ports-missing": "services[0].ports: must list at least one port (got None)",
+    "port-number-too-big": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got 99999)"
+    ),
+    "port-number-zero": "services[0].ports[0].number: must be an integer from 1 to 65535 (got 0)",
+    "port-number-string": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got '443')"
+    ),
+    "port-number-bool": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got True)"
+    ),
+    "port-protocol-unknown": (
+        "services[0].ports[0].protocol: must be one of HTTP, HTTPS, TLS, TCP (got 'GRPC')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "port-protocol-lowercase": (
+        "services[0].ports[0].protocol: must be one of HTTP, HTTPS, TLS, TCP (got 'https')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "port-unknown-key": (
+        "services[0].ports[0].protcol: unknown key (allowed: number, protocol, name, "
+        "client_port, tls_origination, sni, ca_certificates, via_gateway) (got 'HTTPS')"
+    ),
+    "client-port-too-big": (
+        "services[0].ports[0].client_port: must be an integer from 1 to 65535 (got 70000)"
+    ),
+    "duplicate-client-port": (
+        "services[0].ports[1].client_port: duplicate client_port within one service (got 80)\n"
+        "services[0].ports[0].client_port: collides with services[0].ports[1].number (got 80)"
+    ),
+    "duplicate-port-name": (
+        "services[0].ports[1].name: duplicate port name within one service (got 'https')"
+    ),
+    "tls-origination-on-http": (
+        "services[0].ports[0].tls_origination: is only valid for HTTPS ports (got True)"
+    ),
+    "tls-origination-not-bool": (
+        "services[0].ports[0].tls_origination: must be a boolean (got 'yes')"
+    ),
+    "sni-without-origination": (
+        "services[0].ports[0].sni: is only valid with tls_origination: true (got "
+        "'httpbin.org')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "ca-without-origination": (
+        "services[0].ports[0].ca_certificates: is only valid with tls_origination: true (got "
+        "'/etc/ssl/ca.pem')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "sni-not-a-host": (
+        "services[0].ports[0].sni: must be a host name without a scheme (got 'https://x')"
+    ),
+    "tls-via-gateway": (
+        "services[0].ports[0].via_gateway: TLS ports cannot go through the gateway (got True)"
+    ),
+    "tcp-via-gateway": (
+        "services[0].ports[0].via_gateway: TCP ports cannot go through the gateway (got True)"
+    ),
+    "https-via-gateway-without-origination": (
+        "services[0].ports[0].tls_origination: HTTPS through the gateway needs tls_origination "
+        "(clients send plain HTTP to client_port); or set via_gateway: false (got False)"
+    ),
+    "wildcard-not-via-gateway": (
+        "services[0].ports[0].via_gateway: a wildcard host must send every port through the "
+        "gateway (got False)"
+    ),
+    "clients-without-gateway-port": (
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "istio-two-gateway-ports": (
+        "services[0].ports[1]: the istio flavor sends at most one port per service through the "
+        "gateway (got 8080)"
+    ),
+    "client-port-collides-with-number": (
+        "services[0].ports[1].client_port: collides with services[0].ports[0].number (got 443)"
+    ),
+    "duplicate-host": "services[1].host: duplicate host (got 'httpbin.org')",
+    "duplicate-name": (
+        "services[1].name: duplicate name (got 'httpbin.org')\n"
+        "services[1].access_policy_name: duplicate access policy name (got "
+        "'httpbin.org-access')"
+    ),
+    "client-without-namespace": "services[0].clients[0].namespace: is required (got None)",
+    "client-without-service-account": (
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "istio-client-without-service-account": (
+        "services[0].clients[0].service_account: is required (a client needs service_account) "
+        "(got None)"
+    ),
+    "labels-with-istio": (
+        "services[0].clients[0].labels: label selectors are gloo only; use service_account "
+        "(got {'account': 'productpage'})"
+    ),
+    "client-bad-namespace": (
+        "services[0].clients[0].namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'Book_Info')"
+    ),
+    "client-namespace-too-long": (
+        "services[0].clients[0].namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "client-bad-label-value": (
+        "services[0].clients[0].labels.account: must be a label value string (at most 63) (got "
+        "'has space')\n"
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "client-unknown-key": (
+        "services[0].clients[0].serviceaccount: unknown key (allowed: namespace, "
+        "service_account, cluster, labels) (got 'productpage')\n"
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "clients-not-a-list": "services[0].clients: must be a list (got 'bookinfo')",
+    "services-namespace-invalid": (
+        "services_namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most 63) "
+        "(got 'Global')"
+    ),
+    "gateway-namespace-invalid": (
+        "gateway.namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most 63) "
+        "(got 'istio.egress')"
+    ),
+    "gateway-unknown-key": (
+        "gateway.namespce: unknown key (allowed: namespace, name, selector, listener_port, "
+        "virtual_gateway_name, istio_gateway_name, chart_ref, chart_repo_url, chart_version, "
+        "values_schema, revision, image_hub, image_tag, replicas, resources, service_type, "
+        "service_ports, node_selector, tolerations, dedicated_nodes, node_label, taint_nodes, "
+        "access_log, atomic, wait_timeout, extra_values) (got 'istio-egress')"
+    ),
+    "gateway-listener-port": "gateway.listener_port: must be an integer from 1 to 65535 (got 0)",
+    "gateway-empty-selector": (
+        "gateway.selector: must be a non-empty mapping of label names to string values (got {})"
+    ),
+    "gateway-selector-value": (
+        "gateway.selector.istio: must be a label value string (at most 63) (got 5)"
+    ),
+    "gateway-replicas-zero": "gateway.replicas: must be an integer from 1 to 1000 (got 0)",
+    "gateway-service-type": (
+        "gateway.service_type: must be one of ClusterIP, NodePort, LoadBalancer (got 'External')"
+    ),
+    "gateway-service-port": (
+        "gateway.service_ports[0].port: must be an integer from 1 to 65535 (got 0)"
+    ),
+    "gateway-extra-values-not-dict": "gateway.extra_values: must be a mapping (got ['x'])",
+    "outbound-mode": "outbound_policy.mode: must be one of REGISTRY_ONLY, ALLOW_ANY (got 'DENY')",
+    "outbound-scope": "outbound_policy.scope: must be one of mesh, namespaces (got 'cluster')",
+    "outbound-scope-namespaces-empty": (
+        "outbound_policy.namespaces: must list namespaces when scope is namespaces (got [])"
+    ),
+    "outbound-namespaces-with-mesh": (
+        "outbound_policy.namespaces: is only used with scope: namespaces (got ['bookinfo'])"
+    ),
+    "outbound-bad-namespace": (
+        "outbound_policy.namespaces[0]: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at "
+        "most 63) (got 'book info')\n"
+        "outbound_policy.namespaces: must list namespaces when scope is namespaces (got [])"
+    ),
+    "outbound-unknown-key": (
+        "outbound_policy.mod: unknown key (allowed: mode, scope, root_namespace, namespaces, "
+        "method, istiod) (got 'ALLOW_ANY')"
+    ),
+    "lockdown-namespaces-not-list": "lockdown.namespaces: must be a list (got 'bookinfo')",
+    "lockdown-duplicate-namespace": "lockdown.namespaces[1]: duplicate name (got 'bookinfo')",
+    "lockdown-gateway-namespace": (
+        "lockdown.namespaces: must not include the gateway namespace (it gets its own "
+        "policies) (got 'istio-egress')"
+    ),
+    "lockdown-allow-without-namespace": (
+        "lockdown.allow[0]: needs a namespace or ip_blocks (got {'ports': []})"
+    ),
+    "lockdown-allow-bad-port": (
+        "lockdown.allow[0].ports[0].port: must be an integer from 1 to 65535 (got 70000)"
+    ),
+    "lockdown-allow-bad-protocol": (
+        "lockdown.allow[0].ports[0].protocol: must be one of TCP, UDP, SCTP (got 'ICMP')"
+    ),
+    "lockdown-dns-selector": (
+        "lockdown.dns.pod_selector: must be a non-empty mapping of label names to string "
+        "values (got 'kube-dns')"
+    ),
+    "lockdown-unknown-key": (
+        "lockdown.namespace: unknown key (allowed: namespaces, dns, istiod, allow, "
+        "label_namespaces) (got ['bookinfo'])"
+    ),
+    "trust-domain": (
+        "trust_domain: must be a domain name (letters, digits, '.', '-', '_') (got 'cluster local')"
+    ),
+    "revision": "revision: must be a label value (the istio.io/rev label) (got '1-23/x')",
+}
+
+
 @pytest.mark.parametrize(
     ("concern", "spec", "path", "value"),
     [case[1:] for case in INVALID],
@@ -583,6 +843,22 @@ def test_invalid_description_names_path_and_value(
     assert matching, f"no line for {path} in {lines}"
     assert any(line.endswith(f"(got {value!r})") for line in matching), matching
     assert caught.value.field == lines[0].split(": ", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("concern", "spec", "message"),
+    [(case[1], case[2], MESSAGES[case[0]]) for case in INVALID],
+    ids=[case[0] for case in INVALID],
+)
+def test_invalid_description_whole_error_text(concern: str, spec: Any, message: str) -> None:
+    """What the user reads: every line of the error, word for word."""
+    with pytest.raises(DescriptionError) as caught:
+        normalize(copy.deepcopy(spec), concern)
+    assert str(caught.value) == message
+
+
+def test_every_invalid_case_has_its_error_text() -> None:
+    assert sorted(MESSAGES) == sorted(case[0] for case in INVALID)
 
 
 def test_all_problems_are_reported_together() -> None:
