@@ -65,6 +65,7 @@ TESTS = [
     "tests/unit/plugins/plugin_utils/test_plan.py",
     "tests/unit/plugins/plugin_utils/test_plan_exact.py",
     "tests/unit/plugins/plugin_utils/test_render_exact.py",
+    "tests/unit/plugins/plugin_utils/test_schema.py",
 ]
 KILLED = ("killed",)
 

@@ -1845,3 +1845,27 @@ def test_spec_and_concern_errors_name_their_field() -> None:
         "(got 'firewall')"
     )
     assert (caught.value.field, caught.value.value) == ("concern", "firewall")
+
+
+def test_top_level_defaults_and_given_values() -> None:
+    top = {k: v for k, v in normalize({}, "gateway").items() if k != "gateway"}
+    assert top == {
+        "name": "egress",
+        "adopt": False,
+        "flavor": "gloo",
+        "cluster": "cluster-1",
+        "trust_domain": "cluster.local",
+        "revision": None,
+        "services_namespace": "global",
+    }
+    given = {
+        "name": "team-a",
+        "adopt": True,
+        "flavor": "istio",
+        "cluster": "east.prod",
+        "trust_domain": "corp.example",
+        "revision": "1-23",
+        "services_namespace": "egress-services",
+    }
+    got = normalize(given, "gateway")
+    assert {k: got[k] for k in given} == given
