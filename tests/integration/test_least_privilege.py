@@ -139,7 +139,13 @@ def kubectl(kubeconfig: str, *args: str, check: bool = True) -> subprocess.Compl
     env = {k: v for k, v in os.environ.items() if not k.startswith("K8S_AUTH_")}
     env.update(KUBECONFIG=kubeconfig, PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
     proc = subprocess.run(
-        ["kubectl", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        [str(VENV_BIN / "kubectl"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     if check:
         assert proc.returncode == 0, f"kubectl {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
