@@ -14,7 +14,10 @@ runs ``mutmut run`` there on 2 workers, and prints the survivors, then one last 
 where N counts every mutant mutmut made (a mutant no test reaches, or that timed out,
 counts as not killed). Extend the scope by adding files to MUTATE (and their unit tests
 to TESTS). Options: ``--work DIR`` keeps the work directory (default: a temporary one),
-``--max-children N`` (default 2), ``--show`` prints the diff of each survivor.
+``--max-children N`` (default 2), ``--show`` prints the diff of each survivor,
+``--files F [F ...]`` mutates only those files of MUTATE (the others are copied unchanged and
+every test of TESTS still runs), e.g.
+``--files plugins/plugin_utils/{schema,description,render,plan}.py``.
 """
 
 from __future__ import annotations
@@ -60,12 +63,18 @@ TESTS = [
     "tests/unit/plugins/plugin_utils/test_description.py",
     "tests/unit/plugins/plugin_utils/test_render.py",
     "tests/unit/plugins/plugin_utils/test_plan.py",
+    "tests/unit/plugins/plugin_utils/test_plan_exact.py",
+    "tests/unit/plugins/plugin_utils/test_render_exact.py",
+    "tests/unit/plugins/plugin_utils/test_schema.py",
 ]
 KILLED = ("killed",)
 
 
-def stage(work: Path) -> None:
-    """Lay out the package and tests mutmut expects, and its setup.cfg."""
+def stage(work: Path, mutate: list[str] | None = None) -> None:
+    """Lay out the package and tests mutmut expects, and its setup.cfg (``mutate``: the files
+    of MUTATE to mutate, default all; the rest of MUTATE is copied unchanged)."""
+    mutate = MUTATE if mutate is None else mutate
+    frozen_files = SUPPORT + [rel for rel in MUTATE if rel not in mutate]
     for rel in MUTATE + SUPPORT:
         target = work / "src" / PACKAGE / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +84,7 @@ def stage(work: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
     sources = "\n".join(f"    src/{PACKAGE / rel}" for rel in MUTATE + SUPPORT)
-    frozen = "\n".join(f"    src/{PACKAGE / rel}" for rel in SUPPORT)
+    frozen = "\n".join(f"    src/{PACKAGE / rel}" for rel in frozen_files)
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         f"source_paths =\n{sources}\n"
@@ -120,13 +129,14 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="work directory to use and keep")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--show", action="store_true", help="print each survivor's diff")
+    parser.add_argument("--files", nargs="+", choices=MUTATE, help="mutate only these files")
     opts = parser.parse_args()
     work = opts.work or Path(tempfile.mkdtemp(prefix="meshguard-mutation."))
     try:
         if opts.work and (work / "mutants").exists():
             shutil.rmtree(work / "mutants")  # a fresh run: code or tests may have changed
         work.mkdir(parents=True, exist_ok=True)
-        stage(work)
+        stage(work, opts.files)
         run = mutmut(work, "run", "--max-children", str(opts.max_children))
         if run.returncode != 0:
             print(f"mutation: mutmut run exited {run.returncode}", file=sys.stderr)

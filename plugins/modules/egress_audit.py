@@ -309,19 +309,30 @@ def read_inventory(module: Any, client: Any) -> tuple[dict[str, list], list[str]
     return inventory, missing, errors
 
 
-def _live_lookup(client: Any) -> Any:
+def read_planned(
+    client: Any, expected: list[dict[str, Any]], errors: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
+    """The planned objects that could be read and the cluster's copy of each (None: absent).
+    An object that cannot be read (403, 5xx) is left out of the drift checks and its kind
+    added to ``errors`` (reported as audit.incomplete), instead of being called missing."""
     from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-    def live(obj: dict[str, Any]) -> dict[str, Any] | None:
+    readable: list[dict[str, Any]] = []
+    current: list[dict[str, Any] | None] = []
+    for obj in expected:
         meta = obj.get("metadata") or {}
         try:
             resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
             found = client.get(resource, name=meta.get("name"), namespace=meta.get("namespace"))
+            live = found.to_dict()
         except (NotFoundError, ResourceNotFoundError):
-            return None
-        return found.to_dict()
-
-    return live
+            live = None
+        except Exception as exc:  # 403, 5xx, ...: unknown, not absent
+            errors.setdefault(obj["kind"], _reason(exc))
+            continue
+        readable.append(obj)
+        current.append(live)
+    return readable, current
 
 
 def junit_cases(results: list[dict[str, Any]], suite: str) -> list[dict[str, Any]]:
@@ -368,15 +379,17 @@ def main() -> None:
         )
     }
     findings = audit(inventory, options, missing)
-    if errors:
-        findings.append(incomplete_finding(errors))
     skipped = {}
     expected = params["expected_objects"]
     if expected is None:
         skipped = {c: "no expected_objects (plan) given" for c in DRIFT_CHECKS}
     else:
         owned = owned_objects(inventory, expected)
-        findings += drift_findings(expected, _live_lookup(client), owned)
+        readable, current = read_planned(client, expected, errors)
+        live = dict(zip((id(obj) for obj in readable), current))
+        findings += drift_findings(readable, lambda obj: live[id(obj)], owned)
+    if errors:
+        findings.append(incomplete_finding(errors))
     findings = sort_findings(findings)
     summary = summarize(findings)
     lines = table(findings)

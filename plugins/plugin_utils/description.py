@@ -901,6 +901,8 @@ def _cidr_list(p: _Problems, path: str, raw: Any) -> list[str]:
     blocks = []
     for i, item in enumerate(_list(p, path, raw)):
         try:
+            if not isinstance(item, str):  # ip_network(5) would be 0.0.0.5/32
+                raise TypeError(item)
             blocks.append(str(ipaddress.ip_network(item, strict=True)))
         except (TypeError, ValueError):
             p.add(_join(path, i), "must be a CIDR (for example 169.254.20.10/32)", item)

@@ -82,6 +82,12 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 
 @pytest.fixture(scope="session")
+def play_recap() -> Callable[[str], dict[str, dict[str, int]]]:
+    """``recap`` for tests that run ansible-playbook themselves."""
+    return recap
+
+
+@pytest.fixture(scope="session")
 def gateway_chart(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The stand-in gateway chart carrying Istio's values schema (hack/chart.sh)."""
     chart = os.environ.get("MESHGUARD_GATEWAY_CHART")

@@ -290,21 +290,27 @@ def test_without_a_credential_the_decoy_default_is_used(
 
 @pytest.fixture
 def run_shipped(
-    kubeconfig: str, gateway_chart: dict[str, str], job_dir: Path
+    kubeconfig: str, gateway_chart: dict[str, str], job_dir: Path, play_recap: Any
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """ansible-playbook -i playbooks/inventory/example <playbook>, as the README says."""
+    """ansible-playbook -i playbooks/inventory/example <playbook>, as the README says
+    (``inventory=`` another one); ``proc.stats``: the PLAY RECAP counters."""
 
-    def run(playbook: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        playbook: str,
+        env: dict[str, str],
+        *args: str,
+        inventory: str = "playbooks/inventory/example",
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [
             str(VENV_BIN / "ansible-playbook"),
             "-i",
-            "playbooks/inventory/example",
+            inventory,
             playbook,
             "-e",
             "@molecule/shared/gateway-vars.yml",
             *args,
         ]
-        return subprocess.run(
+        proc = subprocess.run(
             cmd,
             cwd=ROOT,
             env={**env, **gateway_chart},
@@ -313,6 +319,8 @@ def run_shipped(
             timeout=600,
             check=False,
         )
+        proc.stats = play_recap(proc.stdout)  # type: ignore[attr-defined]
+        return proc
 
     return run
 
@@ -348,3 +356,55 @@ def test_site_and_teardown_with_the_credential(
         if teardown.returncode != 0:  # leave the shared namespaces clean for later tests
             run_shipped("playbooks/teardown.yml", admin, "-e", "egress_flavor=istio")
     assert teardown.returncode == 0, teardown.stdout[-4000:] + teardown.stderr[-2000:]
+
+
+AWX_INVENTORY = "playbooks/inventory/awx/hosts.yml"
+MANAGED = "app.kubernetes.io/managed-by=meshguard.egress"
+
+
+def test_awx_inventory_as_a_job_template_runs_it(
+    cluster, job_dir: Path, kubeconfig: str, run_shipped, k8s: Any
+) -> None:
+    """The job templates of docs/awx.md: the project's inventory source
+    playbooks/inventory/awx/hosts.yml (its group_vars with it), the bearer-token credential's
+    K8S_AUTH_* variables and nothing else pointing at the cluster (decoy ~/.kube/config),
+    the controller's ``awx_job_id`` extra variable and, as the template's extra variables,
+    the test's gateway chart (the inventory's chart is in a registry). ``site.yml`` converges
+    the inventory's description as it is (flavor gloo), a second run changes nothing,
+    ``teardown.yml`` removes it, a second teardown changes nothing.
+
+    What AWX adds and this does not: AWX imports the inventory source into its database and
+    hands the job the same hosts and variables; the job runs in the execution environment's
+    container, here in this checkout's venv.
+    """
+    admin = job_environment(job_dir, {"K8S_AUTH_KUBECONFIG": kubeconfig})
+    proc = run_shipped("molecule/shared/prepare.yml", admin)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    env = job_environment(job_dir, credential_env("bearer_token_verified", cluster, job_dir))
+    job = ("-e", "awx_job_id=4242", "-e", "awx_job_template_name=egress: apply")
+    namespaces = k8s.resources.get(api_version="v1", kind="Namespace")
+
+    def managed() -> list[str]:
+        return sorted(n.metadata.name for n in namespaces.get(label_selector=MANAGED).items)
+
+    def job_run(playbook: str) -> int:
+        proc = run_shipped(playbook, env, *job, inventory=AWX_INVENTORY)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert set(proc.stats) == {"localhost"}, proc.stats
+        assert proc.stats["localhost"]["failed"] == 0, proc.stats
+        return proc.stats["localhost"]["changed"]
+
+    try:
+        assert job_run("playbooks/site.yml") > 0
+        assert managed() == ["global", "istio-egress"]
+        gloo = k8s.resources.get(api_version="networking.gloo.solo.io/v2", kind="ExternalService")
+        assert [e.metadata.name for e in gloo.get(namespace="global").items] != []
+        assert job_run("playbooks/site.yml") == 0
+    finally:
+        teardown = run_shipped("playbooks/teardown.yml", env, *job, inventory=AWX_INVENTORY)
+        if teardown.returncode != 0:  # leave the shared namespaces clean for later tests
+            run_shipped("playbooks/teardown.yml", admin, inventory=AWX_INVENTORY)
+    assert teardown.returncode == 0, teardown.stdout[-4000:] + teardown.stderr[-2000:]
+    assert teardown.stats["localhost"]["changed"] > 0, teardown.stats  # type: ignore[attr-defined]
+    assert managed() == []
+    assert job_run("playbooks/teardown.yml") == 0

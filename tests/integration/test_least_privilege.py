@@ -6,6 +6,12 @@ and bypass-pod sources, and the gateway access log).
 
 The local control plane enforces RBAC; its static-token user ``meshguard-automation`` has
 no rights until playbooks/rbac/apply.yml binds the collection's ClusterRoles to it.
+
+The RBAC files are also applied exactly as playbooks/rbac/README.md tells users, for their
+default subject, the ServiceAccount ``meshguard-system/meshguard-automation``:
+``kubectl apply -f clusterroles.yml -f bindings.yml`` (and ``audit-clusterrole.yml`` /
+``audit-bindings.yml``), or ``ansible-playbook playbooks/rbac/apply.yml`` with no extra
+variables; the runs then use that ServiceAccount's token (``kubectl create token``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
+import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +38,13 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.plan import MANAG
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
 AUTOMATION = "meshguard-automation"
+# the default subject of bindings.yml, audit-bindings.yml and apply.yml
+SA_NAMESPACE = "meshguard-system"
+SA_NAME = "meshguard-automation"
+SA_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
+RBAC_WAIT = 60.0  # failure bound of the wait for new bindings to take effect
 MANAGED = "app.kubernetes.io/managed-by=meshguard.egress"
 # what the run reads first: any kind of the plan (reads run in parallel)
 PLAN_RESOURCES = {
@@ -50,9 +65,15 @@ PLAN_RESOURCES = {
     "authorizationpolicies",
 }
 GRANT = {"rbac_subject_kind": "User", "rbac_subject_name": AUTOMATION}
-FORBIDDEN = re.compile(
-    rf'is forbidden: User \\*"{AUTOMATION}\\*" cannot (\w+) resource \\*"([\w/]+)\\*"'
-)
+
+
+def forbidden(user: str) -> re.Pattern[str]:
+    """The API server's 403 for ``user``, with the verb and resource as groups."""
+    name = re.escape(user)
+    return re.compile(rf'is forbidden: User \\*"{name}\\*" cannot (\w+) resource \\*"([\w/]+)\\*"')
+
+
+FORBIDDEN = forbidden(AUTOMATION)
 
 
 @pytest.fixture
@@ -98,12 +119,158 @@ def test_converge_and_teardown_need_the_shipped_rbac(
     assert match.group(2) in PLAN_RESOURCES, match.group(0)
 
     assert assert_ok(run_playbook("playbooks/rbac/apply.yml", GRANT)) > 0
-    assert assert_ok(run_playbook("playbooks/site.yml", description, **as_automation)) > 0
-    assert sorted(managed_namespaces(k8s)) == ["global", "istio-egress"]
-    assert assert_ok(run_playbook("playbooks/site.yml", description, **as_automation)) == 0
+    converge_and_teardown(run_playbook, automation_kubeconfig, flavor, k8s)
+
+
+def converge_and_teardown(run_playbook: Any, kubeconfig: str, flavor: str, k8s: Any) -> None:
+    """site.yml, site.yml again (nothing changed), teardown.yml, all as ``kubeconfig``'s
+    identity; the managed namespaces (read as admin) exist after the first and are gone
+    after teardown."""
+    as_subject = {"kubeconfig_path": kubeconfig}
+    description = {"egress_flavor": flavor}
+    assert assert_ok(run_playbook("playbooks/site.yml", description, **as_subject)) > 0, flavor
+    assert sorted(managed_namespaces(k8s)) == ["global", "istio-egress"], flavor
+    assert assert_ok(run_playbook("playbooks/site.yml", description, **as_subject)) == 0, flavor
     # teardown ends by proving that no object carrying the managed-by label is left
-    assert assert_ok(run_playbook("playbooks/teardown.yml", description, **as_automation)) > 0
-    assert managed_namespaces(k8s) == []
+    assert assert_ok(run_playbook("playbooks/teardown.yml", description, **as_subject)) > 0
+    assert managed_namespaces(k8s) == [], flavor
+
+
+# --------------------------------------------------------------------------- as documented
+
+
+def kubectl(kubeconfig: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``kubectl ARGS`` in the repository with ``KUBECONFIG=kubeconfig``, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K8S_AUTH_")}
+    env.update(KUBECONFIG=kubeconfig, PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
+    proc = subprocess.run(
+        [str(VENV_BIN / "kubectl"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, f"kubectl {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
+    return proc
+
+
+def service_account_kubeconfig(admin_kubeconfig: str, path: Path) -> str:
+    """A kubeconfig with the token of the ServiceAccount meshguard-system/meshguard-automation
+    (``kubectl -n meshguard-system create token meshguard-automation``, as the README says)
+    and nothing else of the admin's."""
+    token = kubectl(admin_kubeconfig, "-n", SA_NAMESPACE, "create", "token", SA_NAME).stdout.strip()
+    assert token.count(".") == 2, token  # a JWT
+    config = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    config["users"] = [{"name": SA_NAME, "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = SA_NAME
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return str(path)
+
+
+def wait_until_allowed(kubeconfig: str, *can_i: str) -> None:
+    """New bindings take effect once the API server's RBAC informer has them: ask the API
+    server (SelfSubjectAccessReview) until it answers yes; fail after RBAC_WAIT."""
+    deadline = time.monotonic() + RBAC_WAIT
+    while True:
+        proc = kubectl(kubeconfig, "auth", "can-i", *can_i, check=False)
+        if proc.stdout.strip() == "yes":
+            return
+        assert time.monotonic() < deadline, f"still not allowed: can-i {can_i}: {proc}"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def admin_kubeconfig(testbed_dir: Path | None, kubeconfig: str) -> str:
+    if testbed_dir is None:
+        pytest.skip("writes and removes the shipped ClusterRoles: only on the local control plane")
+    return kubeconfig
+
+
+def test_bindings_manifests_as_documented(
+    run_playbook: Any, admin_kubeconfig: str, prepared: None, k8s: Any, tmp_path: Path
+) -> None:
+    """kubectl apply -f clusterroles.yml -f bindings.yml; both flavors with the
+    ServiceAccount's token."""
+    manifests = ("-f", "playbooks/rbac/clusterroles.yml", "-f", "playbooks/rbac/bindings.yml")
+    applied = kubectl(admin_kubeconfig, "apply", *manifests).stdout
+    assert f"serviceaccount/{SA_NAME} created" in applied, applied
+    try:
+        as_sa = service_account_kubeconfig(admin_kubeconfig, tmp_path / "kubeconfig-sa")
+        wait_until_allowed(as_sa, "patch", "nodes")
+        wait_until_allowed(as_sa, "create", "pods", "--subresource=exec")  # the verify role
+        for flavor in ("gloo", "istio"):
+            converge_and_teardown(run_playbook, as_sa, flavor, k8s)
+    finally:
+        kubectl(admin_kubeconfig, "delete", "--ignore-not-found", *manifests)
+
+
+def test_apply_playbook_with_its_default_subject(
+    run_playbook: Any, admin_kubeconfig: str, prepared: None, k8s: Any, tmp_path: Path
+) -> None:
+    """ansible-playbook playbooks/rbac/apply.yml with no variables binds the ServiceAccount
+    meshguard-system/meshguard-automation: refused before, both flavors after."""
+    kubectl(admin_kubeconfig, "create", "namespace", SA_NAMESPACE)
+    try:
+        kubectl(admin_kubeconfig, "-n", SA_NAMESPACE, "create", "serviceaccount", SA_NAME)
+        as_sa = service_account_kubeconfig(admin_kubeconfig, tmp_path / "kubeconfig-sa")
+        denied = run_playbook("playbooks/site.yml", kubeconfig_path=as_sa)
+        assert denied.returncode != 0
+        match = forbidden(SA_USER).search(denied.stdout)
+        assert match, f"no 403 naming the resource:\n{denied.stdout[-3000:]}"
+        assert match.group(2) in PLAN_RESOURCES, match.group(0)
+
+        assert assert_ok(run_playbook("playbooks/rbac/apply.yml")) > 0
+        wait_until_allowed(as_sa, "patch", "nodes")
+        wait_until_allowed(as_sa, "create", "pods", "--subresource=exec")
+        for flavor in ("gloo", "istio"):
+            converge_and_teardown(run_playbook, as_sa, flavor, k8s)
+    finally:
+        assert_ok(run_playbook("playbooks/rbac/apply.yml", {"rbac_state": "absent"}))
+        kubectl(admin_kubeconfig, "delete", "namespace", SA_NAMESPACE, "--ignore-not-found")
+
+
+def test_audit_bindings_as_documented(
+    run_playbook: Any, admin_kubeconfig: str, prepared: None, tmp_path: Path
+) -> None:
+    """kubectl apply -f audit-clusterrole.yml -f audit-bindings.yml; playbooks/audit.yml with
+    the ServiceAccount's token reads every kind (no audit.incomplete). Applied in two steps
+    to prove both halves: the bindings alone leave the audit incomplete (403)."""
+    junit = tmp_path / "audit.xml"
+    audit_args = ("-e", "audit_fail_on=none", "-e", f"audit_junit_path={junit}")
+    bindings = ("-f", "playbooks/rbac/audit-bindings.yml")
+    role = ("-f", "playbooks/rbac/audit-clusterrole.yml")
+    kubectl(admin_kubeconfig, "apply", *bindings)
+    try:
+        as_sa = service_account_kubeconfig(admin_kubeconfig, tmp_path / "kubeconfig-sa")
+        assert_ok(run_playbook("playbooks/audit.yml", None, *audit_args, kubeconfig_path=as_sa))
+        incomplete = audit_findings(junit).get("audit.incomplete", "")
+        assert f'User "{SA_USER}" cannot list resource' in incomplete, audit_findings(junit)
+
+        kubectl(admin_kubeconfig, "apply", *role)
+        wait_until_allowed(as_sa, "list", "accesspolicies.security.policy.gloo.solo.io")
+        wait_until_allowed(as_sa, "get", "configmaps", "-n", "istio-system")
+        proc = run_playbook("playbooks/audit.yml", None, *audit_args, kubeconfig_path=as_sa)
+        assert_ok(proc)
+        assert "audit.incomplete" not in audit_findings(junit), audit_findings(junit)
+        assert "egress audit: " in proc.stdout, proc.stdout[-3000:]
+    finally:
+        kubectl(admin_kubeconfig, "delete", "--ignore-not-found", *role, *bindings)
+
+
+def audit_findings(junit: Path) -> dict[str, str]:
+    """check id -> the findings of that check (its testcase's output), from the audit's JUnit
+    report; only checks with findings."""
+    findings = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        out = case.findtext("system-out") or ""
+        if out and out != "no findings":
+            findings[case.get("name", "").split(":")[0]] = out
+    return findings
 
 
 # --------------------------------------------------------------------------- nothing more

@@ -1,9 +1,6 @@
 """The procedure end to end from real pods: the shipped playbooks with the example inventory
 on the test bed's node, with the stand-in data plane (hack/standin_mesh.py) playing istiod.
 
-* ``make run`` (hack/run.sh with no cluster configured) does the whole procedure on its own
-  embedded test bed: converge, client pods, verify (200 / 403 / blocked, access log, JUnit),
-  teardown; and leaves nothing running.
 * On the session's node: site.yml, verify.yml and teardown.yml exactly as the README runs
   them (example inventory, the embedded overrides), for both flavors; a re-run converges
   with changed=0.
@@ -187,38 +184,3 @@ def test_a_description_converged_wrong_fails_verify_on_the_right_rows(
     procedure.converge()  # the intended description again: verify holds
     proc, rows = procedure.verify()
     assert proc.returncode == 0 and rows == HELD, proc.stdout
-
-
-@pytest.mark.own_node
-def test_make_run_does_the_whole_procedure_on_its_own_test_bed(tmp_path: Path) -> None:
-    """``make run`` as a newcomer runs it: no cluster configured anywhere."""
-    cluster = ("K8S_AUTH_", "KUBECONFIG", "MESHGUARD_KUBECONFIG", "MESHGUARD_TESTBED_DIR")
-    cluster += ("MESHGUARD_NODE_TESTBED_DIR", "MESHGUARD_GATEWAY_", "MESHGUARD_CURL_IMAGE")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(cluster)}
-    # an empty home (no ~/.kube/config); the build cache stays where make setup put it
-    cache = os.environ.get("MESHGUARD_CACHE") or str(Path.home() / ".cache" / "meshguard-egress")
-    env.update(
-        HOME=str(tmp_path / "home"), MESHGUARD_CACHE=cache, MESHGUARD_REPORT_DIR=str(tmp_path)
-    )
-    (tmp_path / "home").mkdir()
-    proc = subprocess.run(
-        ["make", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
-    )
-    out = proc.stdout
-    (tmp_path / "make-run.log").write_text(out + proc.stderr)
-    assert proc.returncode == 0, _verdicts(out) + "\n" + out[-4000:] + proc.stderr
-    steps = re.findall(r"^run: (\d)/4 ", out, re.MULTILINE)
-    assert steps == ["1", "2", "3", "4"], out
-    assert summary_rows(out) == HELD, out
-    assert "egress verification: 3/3 expectations hold, 1 not proven" in out
-    assert "the procedure's outcomes held" in out
-    cases = [c.get("name") for c in ET.parse(tmp_path / "egress-verify.xml").iter("testcase")]
-    assert {ALLOWED, DENIED, BLOCKED} <= set(cases), cases
-    # converge, verify and teardown ran; every recap is failure-free
-    recaps = re.findall(r"^localhost\s+: (ok=.*)$", out, re.MULTILINE)
-    assert len(recaps) >= 3 and all("failed=0" in line for line in recaps), recaps
-    # and the embedded test bed is gone: no process of it is left
-    leftover = subprocess.run(
-        ["pgrep", "-f", "meshguard-run\\."], capture_output=True, text=True, check=False
-    ).stdout
-    assert leftover.strip() == "", leftover

@@ -10,8 +10,10 @@ import pytest
 from ansible_collections.meshguard.egress.plugins.plugin_utils.description import (
     DescriptionError,
     default_object_name,
+    description_from_variables,
     endpoint_names,
     host_problem,
+    merge_overrides,
     normalize,
 )
 
@@ -644,6 +646,876 @@ INVALID: list[tuple[str, str, Any, str, Any]] = [
 ]
 
 
+def _gateway(**gateway: Any) -> dict[str, Any]:
+    return _spec(gateway=gateway)
+
+
+def _lockdown(**lockdown: Any) -> dict[str, Any]:
+    return _spec(lockdown={"namespaces": ["bookinfo"], **lockdown})
+
+
+def _outbound(**outbound: Any) -> dict[str, Any]:
+    return _spec(outbound_policy=outbound)
+
+
+def _services_after_an_invalid_one() -> dict[str, Any]:
+    spec = _spec()
+    spec["services"].insert(0, {"host": None, "ports": [HTTPBIN_PORT]})
+    spec["services"].append(copy.deepcopy(spec["services"][1]))
+    return spec
+
+
+LONG_NAME = "a" * 64
+LONG_SUBDOMAIN = ".".join(["a" * 63] * 4)  # 255 characters
+SERVICE_PORT = {"name": "http", "port": 80}
+
+# every other error branch, with its whole text in MESSAGES
+INVALID += [
+    ("name-invalid", "routes", _spec(name="Egress"), "name", "Egress"),
+    ("adopt-not-bool", "routes", _spec(adopt="yes"), "adopt", "yes"),
+    ("revision-not-string", "gateway", _spec(revision=5), "revision", 5),
+    ("trust-domain-not-string", "access", _spec(trust_domain=5), "trust_domain", 5),
+    ("host-wildcard-alone", "routes", _with_service(host="*"), "services[0].host", "*"),
+    (
+        "service-not-mapping",
+        "routes",
+        _spec(services=["httpbin.org"]),
+        "services[0]",
+        "httpbin.org",
+    ),
+    (
+        "access-policy-name-invalid",
+        "access",
+        _with_service(access_policy_name="Policy"),
+        "services[0].access_policy_name",
+        "Policy",
+    ),
+    (
+        "duplicate-host-after-an-invalid-service",
+        "routes",
+        _services_after_an_invalid_one(),
+        "services[2].host",
+        "httpbin.org",
+    ),
+    ("ports-not-list", "routes", _with_service(ports="443"), "services[0].ports", "443"),
+    ("port-not-mapping", "routes", _with_service(ports=[443]), "services[0].ports[0]", 443),
+    ("port-number-missing", "routes", _with_port(number=None), "services[0].ports[0].number", None),
+    ("port-number-65536", "routes", _with_port(number=65536), "services[0].ports[0].number", 65536),
+    (
+        "port-protocol-missing",
+        "routes",
+        _with_port(protocol=None),
+        "services[0].ports[0].protocol",
+        None,
+    ),
+    ("port-name-invalid", "routes", _with_port(name="HTTPS"), "services[0].ports[0].name", "HTTPS"),
+    (
+        "via-gateway-not-bool",
+        "routes",
+        _with_port(via_gateway="yes"),
+        "services[0].ports[0].via_gateway",
+        "yes",
+    ),
+    (
+        "client-port-reserved",
+        "routes",
+        _with_port(client_port=15001),
+        "services[0].ports[0].client_port",
+        15001,
+    ),
+    (
+        "sni-with-port",
+        "routes",
+        _with_port(sni="httpbin.org:443"),
+        "services[0].ports[0].sni",
+        "httpbin.org:443",
+    ),
+    (
+        "duplicate-port-number",
+        "routes",
+        _with_service(ports=[HTTPBIN_PORT, {**HTTPBIN_PORT, "name": "other", "client_port": 81}]),
+        "services[0].ports[1].number",
+        443,
+    ),
+    (
+        "client-not-mapping",
+        "access",
+        _with_service(clients=["bookinfo"]),
+        "services[0].clients[0]",
+        "bookinfo",
+    ),
+    (
+        "client-cluster-invalid",
+        "access",
+        _with_client(namespace="bookinfo", service_account="sa", cluster="Cluster"),
+        "services[0].clients[0].cluster",
+        "Cluster",
+    ),
+    (
+        "client-labels-empty",
+        "access",
+        _with_client(namespace="bookinfo", labels={}),
+        "services[0].clients[0].labels",
+        {},
+    ),
+    ("gateway-not-mapping", "gateway", _spec(gateway="istio-egress"), "gateway", "istio-egress"),
+    ("gateway-name-too-long", "gateway", _gateway(name=LONG_NAME), "gateway.name", LONG_NAME),
+    (
+        "gateway-virtual-gateway-name",
+        "routes",
+        _gateway(virtual_gateway_name="VG"),
+        "gateway.virtual_gateway_name",
+        "VG",
+    ),
+    (
+        "gateway-istio-gateway-name-too-long",
+        "routes",
+        _gateway(istio_gateway_name=LONG_SUBDOMAIN),
+        "gateway.istio_gateway_name",
+        LONG_SUBDOMAIN,
+    ),
+    (
+        "gateway-listener-port-reserved",
+        "gateway",
+        _gateway(listener_port=15021),
+        "gateway.listener_port",
+        15021,
+    ),
+    (
+        "gateway-selector-bad-key",
+        "gateway",
+        _gateway(selector={"bad key": "x"}),
+        "gateway.selector.bad key",
+        "bad key",
+    ),
+    (
+        "gateway-selector-bad-prefix",
+        "gateway",
+        _gateway(selector={"Bad_Prefix/app": "x"}),
+        "gateway.selector.Bad_Prefix/app",
+        "Bad_Prefix/app",
+    ),
+    (
+        "gateway-selector-key-not-text",
+        "gateway",
+        _gateway(selector={1: "a", "b": "c"}),
+        "gateway.selector.1",
+        1,
+    ),
+    (
+        "gateway-selector-value-too-long",
+        "gateway",
+        _gateway(selector={"app": LONG_NAME}),
+        "gateway.selector.app",
+        LONG_NAME,
+    ),
+    ("gateway-chart-ref-empty", "gateway", _gateway(chart_ref=""), "gateway.chart_ref", ""),
+    (
+        "gateway-chart-version-number",
+        "gateway",
+        _gateway(chart_version=1.2),
+        "gateway.chart_version",
+        1.2,
+    ),
+    ("gateway-image-hub-not-string", "gateway", _gateway(image_hub=5), "gateway.image_hub", 5),
+    ("gateway-replicas-1001", "gateway", _gateway(replicas=1001), "gateway.replicas", 1001),
+    (
+        "gateway-resources-not-mapping",
+        "gateway",
+        _gateway(resources="big"),
+        "gateway.resources",
+        "big",
+    ),
+    (
+        "gateway-service-ports-not-list",
+        "gateway",
+        _gateway(service_ports="80"),
+        "gateway.service_ports",
+        "80",
+    ),
+    (
+        "gateway-service-ports-duplicate",
+        "gateway",
+        _gateway(service_ports=[SERVICE_PORT, SERVICE_PORT]),
+        "gateway.service_ports[1].port",
+        80,
+    ),
+    (
+        "gateway-service-port-target-and-node-port",
+        "gateway",
+        _gateway(service_ports=[{**SERVICE_PORT, "targetPort": 0, "nodePort": 70000}]),
+        "gateway.service_ports[0].targetPort",
+        0,
+    ),
+    (
+        "gateway-service-port-protocol",
+        "gateway",
+        _gateway(service_ports=[{**SERVICE_PORT, "protocol": "ICMP"}]),
+        "gateway.service_ports[0].protocol",
+        "ICMP",
+    ),
+    (
+        "gateway-service-port-unknown-key",
+        "gateway",
+        _gateway(service_ports=[{**SERVICE_PORT, "target": 80}]),
+        "gateway.service_ports[0].target",
+        80,
+    ),
+    (
+        "gateway-node-selector-value",
+        "gateway",
+        _gateway(node_selector={"pool": 5}),
+        "gateway.node_selector.pool",
+        5,
+    ),
+    (
+        "gateway-tolerations-not-list",
+        "gateway",
+        _gateway(tolerations="x"),
+        "gateway.tolerations",
+        "x",
+    ),
+    (
+        "gateway-toleration-not-mapping",
+        "gateway",
+        _gateway(tolerations=["x"]),
+        "gateway.tolerations[0]",
+        "x",
+    ),
+    (
+        "gateway-dedicated-nodes-duplicate",
+        "gateway",
+        _gateway(dedicated_nodes=["node-1", "node-1"]),
+        "gateway.dedicated_nodes[1]",
+        "node-1",
+    ),
+    (
+        "gateway-dedicated-node-invalid",
+        "gateway",
+        _gateway(dedicated_nodes=["Node_1"]),
+        "gateway.dedicated_nodes[0]",
+        "Node_1",
+    ),
+    (
+        "gateway-node-label-invalid",
+        "gateway",
+        _gateway(node_label="bad label"),
+        "gateway.node_label",
+        "bad label",
+    ),
+    (
+        "gateway-taint-nodes-not-bool",
+        "gateway",
+        _gateway(taint_nodes="yes"),
+        "gateway.taint_nodes",
+        "yes",
+    ),
+    ("gateway-access-log-not-bool", "gateway", _gateway(access_log=1), "gateway.access_log", 1),
+    ("gateway-atomic-not-bool", "gateway", _gateway(atomic="no"), "gateway.atomic", "no"),
+    ("gateway-wait-timeout-0", "gateway", _gateway(wait_timeout=0), "gateway.wait_timeout", 0),
+    (
+        "gateway-wait-timeout-3601",
+        "gateway",
+        _gateway(wait_timeout=3601),
+        "gateway.wait_timeout",
+        3601,
+    ),
+    (
+        "outbound-not-mapping",
+        "outbound_policy",
+        _spec(outbound_policy="mesh"),
+        "outbound_policy",
+        "mesh",
+    ),
+    (
+        "outbound-method",
+        "outbound_policy",
+        _outbound(method="operator"),
+        "outbound_policy.method",
+        "operator",
+    ),
+    (
+        "outbound-root-namespace",
+        "outbound_policy",
+        _outbound(root_namespace="Istio"),
+        "outbound_policy.root_namespace",
+        "Istio",
+    ),
+    (
+        "outbound-istiod-helm-per-namespace",
+        "outbound_policy",
+        _outbound(method="istiod_helm", scope="namespaces", namespaces=["bookinfo"]),
+        "outbound_policy.scope",
+        "namespaces",
+    ),
+    (
+        "outbound-istiod-release",
+        "outbound_policy",
+        _outbound(
+            istiod={
+                "release": "Istiod",
+                "namespace": "Istio",
+                "chart_ref": "",
+                "chart_repo_url": 5,
+                "chart_version": 1.23,
+            }
+        ),
+        "outbound_policy.istiod.release",
+        "Istiod",
+    ),
+    (
+        "outbound-istiod-unknown-key",
+        "outbound_policy",
+        _outbound(istiod={"version": "1.23"}),
+        "outbound_policy.istiod.version",
+        "1.23",
+    ),
+    ("lockdown-not-mapping", "lockdown", _spec(lockdown=["bookinfo"]), "lockdown", ["bookinfo"]),
+    (
+        "lockdown-protected-namespace",
+        "lockdown",
+        _lockdown(namespaces=["bookinfo", "kube-system"]),
+        "lockdown.namespaces[1]",
+        "kube-system",
+    ),
+    (
+        "lockdown-mesh-root-namespace",
+        "lockdown",
+        _spec(
+            lockdown={"namespaces": ["mesh-root"]},
+            outbound_policy={"root_namespace": "mesh-root"},
+        ),
+        "lockdown.namespaces[0]",
+        "mesh-root",
+    ),
+    (
+        "lockdown-label-namespaces-not-bool",
+        "lockdown",
+        _lockdown(label_namespaces="yes"),
+        "lockdown.label_namespaces",
+        "yes",
+    ),
+    (
+        "lockdown-dns",
+        "lockdown",
+        _lockdown(
+            dns={
+                "namespace": "DNS",
+                "ip_blocks": ["10.0.0.1/8", 5, "fd00::/8"],
+                "ports": [{"port": 0}, {"port": 53, "protocol": "ICMP"}, {"number": 53}],
+            }
+        ),
+        "lockdown.dns.ip_blocks[0]",
+        "10.0.0.1/8",
+    ),
+    ("lockdown-dns-unknown-key", "lockdown", _lockdown(dns={"pods": {}}), "lockdown.dns.pods", {}),
+    (
+        "lockdown-istiod-ports-not-list",
+        "lockdown",
+        _lockdown(istiod={"ports": 15012}),
+        "lockdown.istiod.ports",
+        15012,
+    ),
+    (
+        "lockdown-allow-not-list",
+        "lockdown",
+        _lockdown(allow={"namespace": "db"}),
+        "lockdown.allow",
+        {"namespace": "db"},
+    ),
+    (
+        "lockdown-allow-entry",
+        "lockdown",
+        _lockdown(
+            allow=[
+                {
+                    "namespace": "DB",
+                    "pod_selector": {"app": 5},
+                    "ip_blocks": ["256.0.0.0/8"],
+                    "ports": [{"port": 5432, "proto": "TCP"}],
+                }
+            ]
+        ),
+        "lockdown.allow[0].namespace",
+        "DB",
+    ),
+]
+
+
+# The whole error text of each INVALID case: the problem, its path and the value, every line.
+MESSAGES: dict[str, str] = {
+    "unknown-flavor": "flavor: must be one of gloo, istio (got 'linkerd')",
+    "unknown-top-key": (
+        "servces: unknown key (allowed: name, flavor, cluster, trust_domain, revision, "
+        "services_namespace, adopt, gateway, services, outbound_policy, lockdown, verify) (got "
+        "[])"
+    ),
+    "cluster-not-a-name": (
+        "cluster: must be an RFC 1123 subdomain (lowercase labels joined by '.', at most 253) "
+        "(got 'Cluster_1')"
+    ),
+    "services-not-a-list": "services: must be a list (got {'host': 'a.com'})",
+    "services-empty": "services: must list at least one external service (got [])",
+    "host-missing": "services[0].host: is required (got None)",
+    "host-not-a-string": "services[0].host: must be a non-empty string (got 42)",
+    "host-with-scheme": (
+        "services[0].host: must be a host name without a scheme (got 'https://httpbin.org')"
+    ),
+    "host-with-port": (
+        "services[0].host: must be a host name without a port (got 'httpbin.org:443')"
+    ),
+    "host-with-path": (
+        "services[0].host: must be a host name without a path (got 'httpbin.org/get')"
+    ),
+    "host-double-wildcard": (
+        "services[0].host: may only use '*' as its whole first label ('*.example.com') (got "
+        "'*.*.example.com')"
+    ),
+    "host-inner-wildcard": (
+        "services[0].host: may only use '*' as its whole first label ('*.example.com') (got "
+        "'api.*.example.com')"
+    ),
+    "host-empty-label": "services[0].host: must not contain an empty label (got 'httpbin..org')",
+    "host-label-too-long": (
+        "services[0].host: labels must be at most 63 characters (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org')"
+    ),
+    "host-too-long": (
+        "services[0].host: must be at most 253 characters (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "host-uppercase": (
+        "services[0].host: labels must be lowercase RFC 1123 (a-z, 0-9, '-', not starting or "
+        "ending with '-') (got 'HTTPBIN.org')"
+    ),
+    "service-unknown-key": (
+        "services[0].hosts: unknown key (allowed: host, name, access_policy_name, ports, "
+        "clients) (got ['a.com'])"
+    ),
+    "service-name-invalid": (
+        "services[0].name: must be an RFC 1123 subdomain (lowercase labels joined by '.', at "
+        "most 253) (got 'Httpbin')"
+    ),
+    "ports-missing": "services[0].ports: must list at least one port (got None)",
+    "port-number-too-big": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got 99999)"
+    ),
+    "port-number-zero": "services[0].ports[0].number: must be an integer from 1 to 65535 (got 0)",
+    "port-number-string": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got '443')"
+    ),
+    "port-number-bool": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got True)"
+    ),
+    "port-protocol-unknown": (
+        "services[0].ports[0].protocol: must be one of HTTP, HTTPS, TLS, TCP (got 'GRPC')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "port-protocol-lowercase": (
+        "services[0].ports[0].protocol: must be one of HTTP, HTTPS, TLS, TCP (got 'https')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "port-unknown-key": (
+        "services[0].ports[0].protcol: unknown key (allowed: number, protocol, name, "
+        "client_port, tls_origination, sni, ca_certificates, via_gateway) (got 'HTTPS')"
+    ),
+    "client-port-too-big": (
+        "services[0].ports[0].client_port: must be an integer from 1 to 65535 (got 70000)"
+    ),
+    "duplicate-client-port": (
+        "services[0].ports[1].client_port: duplicate client_port within one service (got 80)\n"
+        "services[0].ports[0].client_port: collides with services[0].ports[1].number (got 80)"
+    ),
+    "duplicate-port-name": (
+        "services[0].ports[1].name: duplicate port name within one service (got 'https')"
+    ),
+    "tls-origination-on-http": (
+        "services[0].ports[0].tls_origination: is only valid for HTTPS ports (got True)"
+    ),
+    "tls-origination-not-bool": (
+        "services[0].ports[0].tls_origination: must be a boolean (got 'yes')"
+    ),
+    "sni-without-origination": (
+        "services[0].ports[0].sni: is only valid with tls_origination: true (got "
+        "'httpbin.org')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "ca-without-origination": (
+        "services[0].ports[0].ca_certificates: is only valid with tls_origination: true (got "
+        "'/etc/ssl/ca.pem')\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "sni-not-a-host": (
+        "services[0].ports[0].sni: must be a host name without a scheme (got 'https://x')"
+    ),
+    "tls-via-gateway": (
+        "services[0].ports[0].via_gateway: TLS ports cannot go through the gateway (got True)"
+    ),
+    "tcp-via-gateway": (
+        "services[0].ports[0].via_gateway: TCP ports cannot go through the gateway (got True)"
+    ),
+    "https-via-gateway-without-origination": (
+        "services[0].ports[0].tls_origination: HTTPS through the gateway needs tls_origination "
+        "(clients send plain HTTP to client_port); or set via_gateway: false (got False)"
+    ),
+    "wildcard-not-via-gateway": (
+        "services[0].ports[0].via_gateway: a wildcard host must send every port through the "
+        "gateway (got False)"
+    ),
+    "clients-without-gateway-port": (
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "istio-two-gateway-ports": (
+        "services[0].ports[1]: the istio flavor sends at most one port per service through the "
+        "gateway (got 8080)"
+    ),
+    "client-port-collides-with-number": (
+        "services[0].ports[1].client_port: collides with services[0].ports[0].number (got 443)"
+    ),
+    "duplicate-host": "services[1].host: duplicate host (got 'httpbin.org')",
+    "duplicate-name": (
+        "services[1].name: duplicate name (got 'httpbin.org')\n"
+        "services[1].access_policy_name: duplicate access policy name (got "
+        "'httpbin.org-access')"
+    ),
+    "client-without-namespace": "services[0].clients[0].namespace: is required (got None)",
+    "client-without-service-account": (
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "istio-client-without-service-account": (
+        "services[0].clients[0].service_account: is required (a client needs service_account) "
+        "(got None)"
+    ),
+    "labels-with-istio": (
+        "services[0].clients[0].labels: label selectors are gloo only; use service_account "
+        "(got {'account': 'productpage'})"
+    ),
+    "client-bad-namespace": (
+        "services[0].clients[0].namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'Book_Info')"
+    ),
+    "client-namespace-too-long": (
+        "services[0].clients[0].namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "client-bad-label-value": (
+        "services[0].clients[0].labels.account: must be a label value string (at most 63) (got "
+        "'has space')\n"
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "client-unknown-key": (
+        "services[0].clients[0].serviceaccount: unknown key (allowed: namespace, "
+        "service_account, cluster, labels) (got 'productpage')\n"
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "clients-not-a-list": "services[0].clients: must be a list (got 'bookinfo')",
+    "services-namespace-invalid": (
+        "services_namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most 63) "
+        "(got 'Global')"
+    ),
+    "gateway-namespace-invalid": (
+        "gateway.namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most 63) "
+        "(got 'istio.egress')"
+    ),
+    "gateway-unknown-key": (
+        "gateway.namespce: unknown key (allowed: namespace, name, selector, listener_port, "
+        "virtual_gateway_name, istio_gateway_name, chart_ref, chart_repo_url, chart_version, "
+        "values_schema, revision, image_hub, image_tag, replicas, resources, service_type, "
+        "service_ports, node_selector, tolerations, dedicated_nodes, node_label, taint_nodes, "
+        "access_log, atomic, wait_timeout, extra_values) (got 'istio-egress')"
+    ),
+    "gateway-listener-port": "gateway.listener_port: must be an integer from 1 to 65535 (got 0)",
+    "gateway-empty-selector": (
+        "gateway.selector: must be a non-empty mapping of label names to string values (got {})"
+    ),
+    "gateway-selector-value": (
+        "gateway.selector.istio: must be a label value string (at most 63) (got 5)"
+    ),
+    "gateway-replicas-zero": "gateway.replicas: must be an integer from 1 to 1000 (got 0)",
+    "gateway-service-type": (
+        "gateway.service_type: must be one of ClusterIP, NodePort, LoadBalancer (got 'External')"
+    ),
+    "gateway-service-port": (
+        "gateway.service_ports[0].port: must be an integer from 1 to 65535 (got 0)"
+    ),
+    "gateway-extra-values-not-dict": "gateway.extra_values: must be a mapping (got ['x'])",
+    "outbound-mode": "outbound_policy.mode: must be one of REGISTRY_ONLY, ALLOW_ANY (got 'DENY')",
+    "outbound-scope": "outbound_policy.scope: must be one of mesh, namespaces (got 'cluster')",
+    "outbound-scope-namespaces-empty": (
+        "outbound_policy.namespaces: must list namespaces when scope is namespaces (got [])"
+    ),
+    "outbound-namespaces-with-mesh": (
+        "outbound_policy.namespaces: is only used with scope: namespaces (got ['bookinfo'])"
+    ),
+    "outbound-bad-namespace": (
+        "outbound_policy.namespaces[0]: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at "
+        "most 63) (got 'book info')\n"
+        "outbound_policy.namespaces: must list namespaces when scope is namespaces (got [])"
+    ),
+    "outbound-unknown-key": (
+        "outbound_policy.mod: unknown key (allowed: mode, scope, root_namespace, namespaces, "
+        "method, istiod) (got 'ALLOW_ANY')"
+    ),
+    "lockdown-namespaces-not-list": "lockdown.namespaces: must be a list (got 'bookinfo')",
+    "lockdown-duplicate-namespace": "lockdown.namespaces[1]: duplicate name (got 'bookinfo')",
+    "lockdown-gateway-namespace": (
+        "lockdown.namespaces: must not include the gateway namespace (it gets its own "
+        "policies) (got 'istio-egress')"
+    ),
+    "lockdown-allow-without-namespace": (
+        "lockdown.allow[0]: needs a namespace or ip_blocks (got {'ports': []})"
+    ),
+    "lockdown-allow-bad-port": (
+        "lockdown.allow[0].ports[0].port: must be an integer from 1 to 65535 (got 70000)"
+    ),
+    "lockdown-allow-bad-protocol": (
+        "lockdown.allow[0].ports[0].protocol: must be one of TCP, UDP, SCTP (got 'ICMP')"
+    ),
+    "lockdown-dns-selector": (
+        "lockdown.dns.pod_selector: must be a non-empty mapping of label names to string "
+        "values (got 'kube-dns')"
+    ),
+    "lockdown-unknown-key": (
+        "lockdown.namespace: unknown key (allowed: namespaces, dns, istiod, allow, "
+        "label_namespaces) (got ['bookinfo'])"
+    ),
+    "trust-domain": (
+        "trust_domain: must be a domain name (letters, digits, '.', '-', '_') (got 'cluster local')"
+    ),
+    "revision": "revision: must be a label value (the istio.io/rev label) (got '1-23/x')",
+    "name-invalid": (
+        "name: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most 63) (got 'Egress')"
+    ),
+    "adopt-not-bool": "adopt: must be a boolean (got 'yes')",
+    "revision-not-string": "revision: must be a non-empty string (got 5)",
+    "trust-domain-not-string": "trust_domain: must be a non-empty string (got 5)",
+    "host-wildcard-alone": "services[0].host: a wildcard host needs a domain after '*.' (got '*')",
+    "service-not-mapping": "services[0]: must be a mapping (got 'httpbin.org')",
+    "access-policy-name-invalid": (
+        "services[0].access_policy_name: must be an RFC 1123 subdomain (lowercase labels "
+        "joined by '.', at most 253) (got 'Policy')"
+    ),
+    "duplicate-host-after-an-invalid-service": (
+        "services[0].host: is required (got None)\n"
+        "services[2].host: duplicate host (got 'httpbin.org')\n"
+        "services[2].name: duplicate name (got 'httpbin.org')\n"
+        "services[2].access_policy_name: duplicate access policy name (got "
+        "'httpbin.org-access')"
+    ),
+    "ports-not-list": "services[0].ports: must be a list (got '443')",
+    "port-not-mapping": (
+        "services[0].ports[0]: must be a mapping (got 443)\n"
+        "services[0].ports[0].number: is required (an integer from 1 to 65535) (got None)\n"
+        "services[0].ports[0].protocol: must be one of HTTP, HTTPS, TLS, TCP (got None)\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "port-number-missing": (
+        "services[0].ports[0].number: is required (an integer from 1 to 65535) (got None)"
+    ),
+    "port-number-65536": (
+        "services[0].ports[0].number: must be an integer from 1 to 65535 (got 65536)"
+    ),
+    "port-protocol-missing": (
+        "services[0].ports[0].protocol: must be one of HTTP, HTTPS, TLS, TCP (got None)\n"
+        "services[0].clients: access restrictions need at least one port with via_gateway: "
+        "true (got [{'namespace': 'bookinfo', 'service_account': 'bookinfo-productpage', "
+        "'cluster': 'cluster-1', 'labels': None}])"
+    ),
+    "port-name-invalid": (
+        "services[0].ports[0].name: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at "
+        "most 63) (got 'HTTPS')"
+    ),
+    "via-gateway-not-bool": "services[0].ports[0].via_gateway: must be a boolean (got 'yes')",
+    "client-port-reserved": (
+        "services[0].ports[0].client_port: is one of Istio's reserved proxy ports "
+        "(15000-15090) (got 15001)"
+    ),
+    "sni-with-port": (
+        "services[0].ports[0].sni: must be a host name without a port (got 'httpbin.org:443')"
+    ),
+    "duplicate-port-number": (
+        "services[0].ports[1].number: duplicate port number within one service (got 443)"
+    ),
+    "client-not-mapping": (
+        "services[0].clients[0]: must be a mapping (got 'bookinfo')\n"
+        "services[0].clients[0].namespace: is required (got None)\n"
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "client-cluster-invalid": (
+        "services[0].clients[0].cluster: must be an RFC 1123 subdomain (lowercase labels "
+        "joined by '.', at most 253) (got 'Cluster')"
+    ),
+    "client-labels-empty": (
+        "services[0].clients[0].labels: must be a non-empty mapping of label names to string "
+        "values (got {})\n"
+        "services[0].clients[0].service_account: is required (a client needs service_account "
+        "or labels) (got None)"
+    ),
+    "gateway-not-mapping": "gateway: must be a mapping (got 'istio-egress')",
+    "gateway-name-too-long": (
+        "gateway.name: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most 63) (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "gateway-virtual-gateway-name": (
+        "gateway.virtual_gateway_name: must be an RFC 1123 subdomain (lowercase labels joined "
+        "by '.', at most 253) (got 'VG')"
+    ),
+    "gateway-istio-gateway-name-too-long": (
+        "gateway.istio_gateway_name: must be an RFC 1123 subdomain (lowercase labels joined by "
+        "'.', at most 253) (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaa')"
+    ),
+    "gateway-listener-port-reserved": (
+        "gateway.listener_port: is one of Istio's reserved proxy ports (15000-15090) (got 15021)"
+    ),
+    "gateway-selector-bad-key": (
+        "gateway.selector.bad key: is not a valid label name (got 'bad key')"
+    ),
+    "gateway-selector-bad-prefix": (
+        "gateway.selector.Bad_Prefix/app: is not a valid label name (got 'Bad_Prefix/app')"
+    ),
+    "gateway-selector-key-not-text": "gateway.selector.1: is not a valid label name (got 1)",
+    "gateway-selector-value-too-long": (
+        "gateway.selector.app: must be a label value string (at most 63) (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "gateway-chart-ref-empty": "gateway.chart_ref: must be a non-empty string (got '')",
+    "gateway-chart-version-number": (
+        "gateway.chart_version: must be a string (quote it: YAML reads 1.20 as a number) (got 1.2)"
+    ),
+    "gateway-image-hub-not-string": "gateway.image_hub: must be a non-empty string (got 5)",
+    "gateway-replicas-1001": "gateway.replicas: must be an integer from 1 to 1000 (got 1001)",
+    "gateway-resources-not-mapping": "gateway.resources: must be a mapping (got 'big')",
+    "gateway-service-ports-not-list": "gateway.service_ports: must be a list (got '80')",
+    "gateway-service-ports-duplicate": (
+        "gateway.service_ports[1].port: duplicate port (got 80)\n"
+        "gateway.service_ports[1].name: duplicate name (got 'http')"
+    ),
+    "gateway-service-port-target-and-node-port": (
+        "gateway.service_ports[0].targetPort: must be an integer from 1 to 65535 (got 0)\n"
+        "gateway.service_ports[0].nodePort: must be an integer from 1 to 65535 (got 70000)"
+    ),
+    "gateway-service-port-protocol": (
+        "gateway.service_ports[0].protocol: must be one of TCP, UDP, SCTP (got 'ICMP')"
+    ),
+    "gateway-service-port-unknown-key": (
+        "gateway.service_ports[0].target: unknown key (allowed: name, port, protocol, "
+        "targetPort, nodePort) (got 80)"
+    ),
+    "gateway-node-selector-value": (
+        "gateway.node_selector.pool: must be a label value string (at most 63) (got 5)"
+    ),
+    "gateway-tolerations-not-list": "gateway.tolerations: must be a list (got 'x')",
+    "gateway-toleration-not-mapping": (
+        "gateway.tolerations[0]: must be a mapping (a Kubernetes toleration) (got 'x')"
+    ),
+    "gateway-dedicated-nodes-duplicate": (
+        "gateway.dedicated_nodes[1]: duplicate name (got 'node-1')"
+    ),
+    "gateway-dedicated-node-invalid": (
+        "gateway.dedicated_nodes[0]: must be an RFC 1123 subdomain (lowercase labels joined by "
+        "'.', at most 253) (got 'Node_1')"
+    ),
+    "gateway-node-label-invalid": "gateway.node_label: is not a valid label name (got 'bad label')",
+    "gateway-taint-nodes-not-bool": "gateway.taint_nodes: must be a boolean (got 'yes')",
+    "gateway-access-log-not-bool": "gateway.access_log: must be a boolean (got 1)",
+    "gateway-atomic-not-bool": "gateway.atomic: must be a boolean (got 'no')",
+    "gateway-wait-timeout-0": "gateway.wait_timeout: must be an integer from 1 to 3600 (got 0)",
+    "gateway-wait-timeout-3601": (
+        "gateway.wait_timeout: must be an integer from 1 to 3600 (got 3601)"
+    ),
+    "outbound-not-mapping": "outbound_policy: must be a mapping (got 'mesh')",
+    "outbound-method": (
+        "outbound_policy.method: must be one of sidecar, istiod_helm (got 'operator')"
+    ),
+    "outbound-root-namespace": (
+        "outbound_policy.root_namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'Istio')"
+    ),
+    "outbound-istiod-helm-per-namespace": (
+        "outbound_policy.scope: the istiod_helm method sets the mesh-wide policy only; use "
+        "method: sidecar (got 'namespaces')"
+    ),
+    "outbound-istiod-release": (
+        "outbound_policy.istiod.release: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'Istiod')\n"
+        "outbound_policy.istiod.namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', "
+        "at most 63) (got 'Istio')\n"
+        "outbound_policy.istiod.chart_ref: must be a non-empty string (got '')\n"
+        "outbound_policy.istiod.chart_repo_url: must be a non-empty string (got 5)\n"
+        "outbound_policy.istiod.chart_version: must be a string (quote it: YAML reads 1.20 as "
+        "a number) (got 1.23)"
+    ),
+    "outbound-istiod-unknown-key": (
+        "outbound_policy.istiod.version: unknown key (allowed: release, namespace, chart_ref, "
+        "chart_repo_url, chart_version) (got '1.23')"
+    ),
+    "lockdown-not-mapping": "lockdown: must be a mapping (got ['bookinfo'])",
+    "lockdown-protected-namespace": (
+        "lockdown.namespaces[1]: must not lock down a cluster or mesh control-plane namespace "
+        "(istio-system, kube-node-lease, kube-public, kube-system) (got 'kube-system')"
+    ),
+    "lockdown-mesh-root-namespace": (
+        "lockdown.namespaces[0]: must not lock down a cluster or mesh control-plane namespace "
+        "(istio-system, kube-node-lease, kube-public, kube-system, mesh-root) (got 'mesh-root')"
+    ),
+    "lockdown-label-namespaces-not-bool": (
+        "lockdown.label_namespaces: must be a boolean (got 'yes')"
+    ),
+    "lockdown-dns": (
+        "lockdown.dns.ports[0].port: must be an integer from 1 to 65535 (got 0)\n"
+        "lockdown.dns.ports[1].protocol: must be one of TCP, UDP, SCTP (got 'ICMP')\n"
+        "lockdown.dns.ports[2].number: unknown key (allowed: port, protocol) (got 53)\n"
+        "lockdown.dns.ports[2].port: is required (an integer from 1 to 65535) (got None)\n"
+        "lockdown.dns.namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at most "
+        "63) (got 'DNS')\n"
+        "lockdown.dns.ip_blocks[0]: must be a CIDR (for example 169.254.20.10/32) (got "
+        "'10.0.0.1/8')\n"
+        "lockdown.dns.ip_blocks[1]: must be a CIDR (for example 169.254.20.10/32) (got 5)"
+    ),
+    "lockdown-dns-unknown-key": (
+        "lockdown.dns.pods: unknown key (allowed: namespace, pod_selector, ip_blocks, ports) "
+        "(got {})"
+    ),
+    "lockdown-istiod-ports-not-list": "lockdown.istiod.ports: must be a list (got 15012)",
+    "lockdown-allow-not-list": "lockdown.allow: must be a list (got {'namespace': 'db'})",
+    "lockdown-allow-entry": (
+        "lockdown.allow[0].namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at "
+        "most 63) (got 'DB')\n"
+        "lockdown.allow[0].pod_selector.app: must be a label value string (at most 63) (got "
+        "5)\n"
+        "lockdown.allow[0].ip_blocks[0]: must be a CIDR (for example 169.254.20.10/32) (got "
+        "'256.0.0.0/8')\n"
+        "lockdown.allow[0].ports[0].proto: unknown key (allowed: port, protocol) (got 'TCP')\n"
+        "lockdown.allow[0]: needs a namespace or ip_blocks (got {'namespace': 'DB', "
+        "'pod_selector': {'app': 5}, 'ip_blocks': ['256.0.0.0/8'], 'ports': [{'port': 5432, "
+        "'proto': 'TCP'}]})"
+    ),
+}
+
+
 @pytest.mark.parametrize(
     ("concern", "spec", "path", "value"),
     [case[1:] for case in INVALID],
@@ -659,6 +1531,83 @@ def test_invalid_description_names_path_and_value(
     assert matching, f"no line for {path} in {lines}"
     assert any(line.endswith(f"(got {value!r})") for line in matching), matching
     assert caught.value.field == lines[0].split(": ", 1)[0]
+
+
+# the cases of the Gloo wildcard/endpoints change (merged beside the table above)
+MESSAGES.update(
+    {
+        "service-unknown-key": (
+            "services[0].hosts: unknown key (allowed: host, name, access_policy_name, "
+            "endpoints, ports, clients) (got ['a.com'])"
+        ),
+        "wildcard-not-via-gateway": (
+            "services[0].ports[0].via_gateway: a wildcard host must send every port through "
+            "the gateway (got False)\n"
+            "services[0].host: a wildcard host needs endpoints with the gloo flavor: an "
+            "ExternalService that selects no ExternalEndpoints is resolved by DNS, which "
+            "cannot resolve a wildcard, so the gateway has no address to send it to; list the "
+            "upstream addresses in services[0].endpoints, or list the concrete hosts (got "
+            "'*.example.com')"
+        ),
+        "gloo-wildcard-without-endpoints": (
+            "services[0].host: a wildcard host needs endpoints with the gloo flavor: an "
+            "ExternalService that selects no ExternalEndpoints is resolved by DNS, which "
+            "cannot resolve a wildcard, so the gateway has no address to send it to; list the "
+            "upstream addresses in services[0].endpoints, or list the concrete hosts (got "
+            "'*.example.com')"
+        ),
+        "gloo-wildcard-origination-without-sni": (
+            "services[0].ports[0].sni: a wildcard host needs an explicit sni to originate TLS: "
+            "Gloo presents the ExternalService's single host as SNI, here the wildcard itself, "
+            "which is no server name; set the upstream's name (got None)"
+        ),
+        "endpoints-with-istio": (
+            "services[0].endpoints: only the gloo flavor writes endpoints (Gloo "
+            "ExternalEndpoints); the istio flavor resolves the host by DNS (got "
+            "['203.0.113.10'])"
+        ),
+        "endpoints-not-a-list": ("services[0].endpoints: must be a list (got '203.0.113.10')"),
+        "endpoint-not-a-string": ("services[0].endpoints[0]: must be a non-empty string (got 42)"),
+        "endpoint-wildcard": (
+            "services[0].endpoints[0]: must be a concrete address (an IP, or an FQDN without a "
+            "wildcard): an ExternalEndpoint's address is resolved as it is (got "
+            "'*.example.net')"
+        ),
+        "endpoint-cidr": (
+            "services[0].endpoints[0]: must be an IP address or an FQDN: must be a host name "
+            "without a path (got '10.0.0.0/8')"
+        ),
+        "endpoint-with-port": (
+            "services[0].endpoints[0]: must be an IP address or an FQDN: must be a host name "
+            "without a port (got 'edge.example.net:443')"
+        ),
+        "endpoint-duplicate": ("services[0].endpoints[1]: duplicate address (got '203.0.113.10')"),
+        "endpoint-names-too-long": (
+            "services[0].access_policy_name: must be an RFC 1123 subdomain (lowercase labels "
+            "joined by '.', at most 253) (got None)\n"
+            "services[0].name: is too long for its ExternalEndpoint names "
+            "('x.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-1' is not an "
+            "RFC 1123 subdomain); set a shorter name (got "
+            "'x.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb')"
+        ),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("concern", "spec", "message"),
+    [(case[1], case[2], MESSAGES.get(case[0], "")) for case in INVALID],
+    ids=[case[0] for case in INVALID],
+)
+def test_invalid_description_whole_error_text(concern: str, spec: Any, message: str) -> None:
+    """What the user reads: every line of the error, word for word."""
+    with pytest.raises(DescriptionError) as caught:
+        normalize(copy.deepcopy(spec), concern)
+    assert str(caught.value) == message
+
+
+def test_every_invalid_case_has_its_error_text() -> None:
+    assert sorted(MESSAGES) == sorted(case[0] for case in INVALID)
 
 
 def test_all_problems_are_reported_together() -> None:
@@ -902,3 +1851,192 @@ def test_normalize_does_not_mutate_input() -> None:
 )
 def test_valid_hosts(host: str) -> None:
     assert host_problem(host) is None
+
+
+# ----------------------------------------------------------------------------- boundaries
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        (".".join(["a" * 63] * 3 + ["a" * 61]), None),  # 253 characters
+        (".".join(["a" * 63] * 3 + ["a" * 62]), "must be at most 253 characters"),
+        ("a" * 63 + ".org", None),
+        ("a" * 64 + ".org", "labels must be at most 63 characters"),
+        ("*.org", None),
+    ],
+)
+def test_host_lengths_at_and_above_the_limits(host: str, problem: str | None) -> None:
+    assert host_problem(host) == problem
+
+
+@pytest.mark.parametrize("number", [1, 65535])
+def test_port_numbers_at_the_limits_are_accepted(number: int) -> None:
+    spec = _with_service(ports=[{"number": number, "protocol": "TCP"}], clients=None)
+    assert normalize(spec, "routes")["services"][0]["ports"][0]["number"] == number
+
+
+@pytest.mark.parametrize(("key", "low", "high"), [("replicas", 1, 1000), ("wait_timeout", 1, 3600)])
+def test_gateway_integers_at_the_limits_are_accepted(key: str, low: int, high: int) -> None:
+    for value in (low, high):
+        assert normalize(_spec(gateway={key: value}), "gateway")["gateway"][key] == value
+
+
+def test_names_and_label_values_at_the_limits_are_accepted() -> None:
+    subdomain = ".".join(["a" * 63] * 3 + ["a" * 61])
+    gateway = normalize(
+        _spec(
+            gateway={"name": "a" * 63, "istio_gateway_name": subdomain, "selector": {"a": "b" * 63}}
+        ),
+        "routes",
+    )["gateway"]
+    assert (gateway["name"], gateway["istio_gateway_name"]) == ("a" * 63, subdomain)
+    assert gateway["selector"] == {"a": "b" * 63}
+
+
+# ----------------------------------------------------------------------------- accepted values
+
+
+def test_revision_default_and_blank() -> None:
+    assert normalize(_spec(revision="default"), "gateway")["revision"] == "default"
+    assert normalize(_spec(revision=""), "gateway")["revision"] is None
+
+
+def test_trust_domain_may_use_capitals_digits_dots_dashes_underscores() -> None:
+    domain = "Corp-1.Example_Domain"
+    assert normalize(_spec(trust_domain=domain), "access")["trust_domain"] == domain
+
+
+def test_cidrs_are_normalised_ipv4_and_ipv6() -> None:
+    lockdown = normalize(
+        {"lockdown": {"allow": [{"ip_blocks": ["10.0.0.0/8", "fd00:0::/8"]}]}}, "lockdown"
+    )["lockdown"]
+    assert lockdown["allow"][0]["ip_blocks"] == ["10.0.0.0/8", "fd00::/8"]
+
+
+def test_a_default_selector_is_a_copy() -> None:
+    first = normalize({}, "gateway")["gateway"]["selector"]
+    first["changed"] = "yes"
+    assert normalize({}, "gateway")["gateway"]["selector"] == {"istio": "egressgateway"}
+
+
+def test_service_ports_defaults_and_target_port() -> None:
+    ports = normalize(
+        _spec(gateway={"service_ports": [{"name": "http", "port": 80, "nodePort": 30080}]}),
+        "gateway",
+    )["gateway"]["service_ports"]
+    assert ports == [
+        {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80, "nodePort": 30080}
+    ]
+
+
+def test_clients_sort_by_cluster_namespace_account_labels() -> None:
+    spec = _with_service(
+        clients=[
+            {"namespace": "a", "service_account": "m", "cluster": "c2"},
+            {"namespace": "b", "service_account": "a"},
+            {"namespace": "a", "service_account": "m"},
+            {"namespace": "a", "labels": {"x": "2"}},
+            {"namespace": "a", "labels": {"x": "1"}},
+        ]
+    )
+    clients = normalize(spec, "access")["services"][0]["clients"]
+    assert [(c["cluster"], c["namespace"], c["service_account"], c["labels"]) for c in clients] == [
+        ("c2", "a", "m", None),
+        ("cluster-1", "a", None, {"x": "1"}),
+        ("cluster-1", "a", None, {"x": "2"}),
+        ("cluster-1", "a", "m", None),
+        ("cluster-1", "b", "a", None),
+    ]
+
+
+# ----------------------------------------------------------------------------- variables
+
+
+def test_inventory_variables_other_than_egress_ones_are_ignored() -> None:
+    variables = {
+        "ansible_host": "h",
+        "egress_kubeconfig": "k",
+        "egress_context": "c",
+        "egress_hosts": "all",
+        "egress_flavor": "istio",
+    }
+    assert description_from_variables(variables) == {"flavor": "istio"}
+
+
+def test_an_override_sorting_before_a_key_does_not_hide_it() -> None:
+    variables = {
+        "egress_cluster": "c1",
+        "egress_override_a": {"cluster": "c2"},
+        "egress_services": [],
+    }
+    assert description_from_variables(variables) == {"cluster": "c2", "services": []}
+
+
+def test_an_unknown_egress_variable_names_every_allowed_one() -> None:
+    with pytest.raises(DescriptionError) as caught:
+        description_from_variables({"egress_flavour": "gloo"})
+    assert str(caught.value) == (
+        "egress_flavour: unknown egress variable (description keys: egress_name, egress_flavor, "
+        "egress_cluster, egress_trust_domain, egress_revision, egress_services_namespace, "
+        "egress_adopt, egress_gateway, egress_services, egress_outbound_policy, egress_lockdown, "
+        "egress_verify; overrides: egress_override_*; others: egress_kubeconfig, egress_context, "
+        "egress_hosts) (got 'gloo')"
+    )
+    assert (caught.value.field, caught.value.value) == ("egress_flavour", "gloo")
+
+
+def test_an_override_that_is_not_a_mapping() -> None:
+    with pytest.raises(DescriptionError) as caught:
+        merge_overrides({}, "oops")
+    assert str(caught.value) == "override: must be a mapping (got 'oops')"
+    assert (caught.value.field, caught.value.value) == ("", "oops")
+    with pytest.raises(DescriptionError) as caught:
+        merge_overrides({}, ["x"], "egress_override_ci")
+    assert str(caught.value) == "egress_override_ci: must be a mapping (got ['x'])"
+    assert (caught.value.field, caught.value.value) == ("egress_override_ci", ["x"])
+
+
+def test_overrides_replace_what_is_not_a_mapping_on_both_sides() -> None:
+    base = {"gateway": {"selector": {"a": "1"}, "replicas": None}, "keep": {"x": [1]}}
+    merged = merge_overrides(base, {"gateway": {"selector": ["x"], "replicas": {"n": 2}}})
+    assert merged == {"gateway": {"selector": ["x"], "replicas": {"n": 2}}, "keep": {"x": [1]}}
+    merged["keep"]["x"].append(2)
+    assert base["keep"] == {"x": [1]}
+
+
+def test_spec_and_concern_errors_name_their_field() -> None:
+    with pytest.raises(DescriptionError) as caught:
+        normalize(["x"], "routes")
+    assert (caught.value.field, caught.value.value) == ("spec", ["x"])
+    with pytest.raises(DescriptionError) as caught:
+        normalize({}, ["routes", "firewall"])
+    assert str(caught.value) == (
+        "concern: must be one of outbound_policy, gateway, routes, access, lockdown "
+        "(got 'firewall')"
+    )
+    assert (caught.value.field, caught.value.value) == ("concern", "firewall")
+
+
+def test_top_level_defaults_and_given_values() -> None:
+    top = {k: v for k, v in normalize({}, "gateway").items() if k != "gateway"}
+    assert top == {
+        "name": "egress",
+        "adopt": False,
+        "flavor": "gloo",
+        "cluster": "cluster-1",
+        "trust_domain": "cluster.local",
+        "revision": None,
+        "services_namespace": "global",
+    }
+    given = {
+        "name": "team-a",
+        "adopt": True,
+        "flavor": "istio",
+        "cluster": "east.prod",
+        "trust_domain": "corp.example",
+        "revision": "1-23",
+        "services_namespace": "egress-services",
+    }
+    got = normalize(given, "gateway")
+    assert {k: got[k] for k in given} == given
