@@ -32,6 +32,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -44,36 +45,13 @@ from typing import Any
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hack"))
+from standin_mesh import ISTIO_JSON_FORMAT  # Istio's JSON access-log format, written once
+
 PROTECTED_HOSTS = ("httpbin.org", "secure.example")
 DEFAULT_CLIENTS = ("bookinfo/productpage",)
 CLIENT_HEADER = "x-client-sa"
 
-ISTIO_JSON_FORMAT = {
-    "authority": "%REQ(:AUTHORITY)%",
-    "bytes_received": "%BYTES_RECEIVED%",
-    "bytes_sent": "%BYTES_SENT%",
-    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
-    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
-    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
-    "duration": "%DURATION%",
-    "method": "%REQ(:METHOD)%",
-    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-    "protocol": "%PROTOCOL%",
-    "request_id": "%REQ(X-REQUEST-ID)%",
-    "requested_server_name": "%REQUESTED_SERVER_NAME%",
-    "response_code": "%RESPONSE_CODE%",
-    "response_code_details": "%RESPONSE_CODE_DETAILS%",
-    "response_flags": "%RESPONSE_FLAGS%",
-    "route_name": "%ROUTE_NAME%",
-    "start_time": "%START_TIME%",
-    "upstream_cluster": "%UPSTREAM_CLUSTER%",
-    "upstream_host": "%UPSTREAM_HOST%",
-    "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
-    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
-    "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
-    "user_agent": "%REQ(USER-AGENT)%",
-    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
-}
 ISTIO_TEXT_FORMAT = (
     '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
     "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
