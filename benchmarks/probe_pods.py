@@ -109,7 +109,7 @@ def with_kubectl(count: int, environ: dict[str, str], pod: str) -> tuple[float, 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -130,7 +130,7 @@ def main() -> int:
                 module_s, kubectl_s = [], []
                 module_wrong: list[str] = []
                 kubectl_wrong: list[str] = []
-                for _ in range(args.repeat):
+                for _round in range(args.repeat):
                     seconds, module_wrong = with_module(args.probes, node.kubeconfig, work)
                     module_s.append(seconds)
                     seconds, kubectl_wrong = with_kubectl(args.probes, environ, pod)

@@ -1144,7 +1144,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("start", "configure", "clients", "stop", "serve"))
     parser.add_argument("--dir", required=True)
     parser.add_argument("--kubeconfig")
