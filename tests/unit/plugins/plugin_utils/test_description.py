@@ -1050,6 +1050,13 @@ INVALID += [
         None,
     ),
     (
+        "istio-wildcard-host",
+        "routes",
+        _spec(flavor="istio", services=[{"host": "*.example.com", "ports": [HTTPBIN_PORT]}]),
+        "services[0].host",
+        "*.example.com",
+    ),
+    (
         "lockdown-ip-blocks-not-list",
         "lockdown",
         _lockdown(dns={"ip_blocks": "10.0.0.0/8"}),
@@ -1583,6 +1590,12 @@ MESSAGES: dict[str, str] = {
     "gateway-revision": "gateway.revision: must be a non-empty string (got 5)",
     "gateway-image-tag": "gateway.image_tag: must be a non-empty string (got 5)",
     "gateway-service-port-without-name": "gateway.service_ports[0].name: is required (got None)",
+    "istio-wildcard-host": (
+        "services[0].host: the istio flavor cannot route a wildcard host through the egress "
+        "gateway (a ServiceEntry with resolution NONE sends the traffic back to the gateway, "
+        "and TLS origination needs one SNI); list the concrete hosts, or use flavor gloo (got "
+        "'*.example.com')"
+    ),
     "lockdown-ip-blocks-not-list": "lockdown.dns.ip_blocks: must be a list (got '10.0.0.0/8')",
 }
 
