@@ -15,6 +15,7 @@ from ansible_collections.meshguard.egress.plugins.plugin_utils.description impor
     host_problem,
     merge_overrides,
     normalize,
+    normalize_gateway,
 )
 
 
@@ -1042,6 +1043,105 @@ INVALID += [
 ]
 
 
+def _two_invalid_hosts() -> dict[str, Any]:
+    spec = _with_service(host="HTTPBIN.org")
+    spec["services"].append({"host": "Other.org", "ports": [HTTPBIN_PORT]})
+    return spec
+
+
+SUBDOMAIN_254 = ".".join(["a" * 63] * 3 + ["a" * 62])
+HTTP_8080 = {"number": 8080, "protocol": "HTTP"}
+
+# second round: the error branches the first round left without a test
+INVALID += [
+    ("top-key-not-text", "routes", {**_spec(), 1: "x"}, "1", "x"),
+    (
+        "two-invalid-hosts",
+        "routes",
+        _two_invalid_hosts(),
+        "services[0].host",
+        "HTTPBIN.org",
+    ),
+    ("ports-empty", "routes", _with_service(ports=[]), "services[0].ports", []),
+    (
+        "same-number-same-client-port",
+        "routes",
+        _with_service(ports=[HTTP_8080, {**HTTP_8080, "name": "other"}], clients=None),
+        "services[0].ports[1].client_port",
+        8080,
+    ),
+    (
+        "origination-on-http-with-sni",
+        "routes",
+        _with_port(protocol="HTTP", tls_origination=True, sni="httpbin.org"),
+        "services[0].ports[0].tls_origination",
+        True,
+    ),
+    ("sni-not-a-string", "routes", _with_port(sni=5), "services[0].ports[0].sni", 5),
+    (
+        "access-policy-name-not-a-string",
+        "access",
+        _with_service(access_policy_name=5),
+        "services[0].access_policy_name",
+        5,
+    ),
+    (
+        "client-service-account-invalid",
+        "access",
+        _with_client(namespace="bookinfo", service_account="SA", labels={"app": "x"}),
+        "services[0].clients[0].service_account",
+        "SA",
+    ),
+    (
+        "gateway-subdomain-254",
+        "routes",
+        _gateway(istio_gateway_name=SUBDOMAIN_254),
+        "gateway.istio_gateway_name",
+        SUBDOMAIN_254,
+    ),
+    (
+        "gateway-subdomain-label-64",
+        "routes",
+        _gateway(virtual_gateway_name="a" * 64 + ".vg"),
+        "gateway.virtual_gateway_name",
+        "a" * 64 + ".vg",
+    ),
+    (
+        "gateway-selector-key-64",
+        "gateway",
+        _gateway(selector={"a" * 64: "x"}),
+        "gateway.selector." + "a" * 64,
+        "a" * 64,
+    ),
+    ("gateway-node-label-not-a-string", "gateway", _gateway(node_label=5), "gateway.node_label", 5),
+    ("gateway-chart-repo-url", "gateway", _gateway(chart_repo_url=5), "gateway.chart_repo_url", 5),
+    ("gateway-values-schema", "gateway", _gateway(values_schema=5), "gateway.values_schema", 5),
+    ("gateway-revision", "gateway", _gateway(revision=5), "gateway.revision", 5),
+    ("gateway-image-tag", "gateway", _gateway(image_tag=5), "gateway.image_tag", 5),
+    (
+        "gateway-service-port-without-name",
+        "gateway",
+        _gateway(service_ports=[{"port": 80}]),
+        "gateway.service_ports[0].name",
+        None,
+    ),
+    (
+        "istio-wildcard-host",
+        "routes",
+        _spec(flavor="istio", services=[{"host": "*.example.com", "ports": [HTTPBIN_PORT]}]),
+        "services[0].host",
+        "*.example.com",
+    ),
+    (
+        "lockdown-ip-blocks-not-list",
+        "lockdown",
+        _lockdown(dns={"ip_blocks": "10.0.0.0/8"}),
+        "lockdown.dns.ip_blocks",
+        "10.0.0.0/8",
+    ),
+]
+
+
 # The whole error text of each INVALID case: the problem, its path and the value, every line.
 MESSAGES: dict[str, str] = {
     "unknown-flavor": "flavor: must be one of gloo, istio (got 'linkerd')",
@@ -1513,6 +1613,66 @@ MESSAGES: dict[str, str] = {
         "'pod_selector': {'app': 5}, 'ip_blocks': ['256.0.0.0/8'], 'ports': [{'port': 5432, "
         "'proto': 'TCP'}]})"
     ),
+    "top-key-not-text": (
+        "1: unknown key (allowed: name, flavor, cluster, trust_domain, revision, "
+        "services_namespace, adopt, gateway, services, outbound_policy, lockdown, verify) (got "
+        "'x')"
+    ),
+    "two-invalid-hosts": (
+        "services[0].host: labels must be lowercase RFC 1123 (a-z, 0-9, '-', not starting or "
+        "ending with '-') (got 'HTTPBIN.org')\n"
+        "services[1].host: labels must be lowercase RFC 1123 (a-z, 0-9, '-', not starting or "
+        "ending with '-') (got 'Other.org')"
+    ),
+    "ports-empty": "services[0].ports: must list at least one port (got [])",
+    "same-number-same-client-port": (
+        "services[0].ports[1].client_port: duplicate client_port within one service (got "
+        "8080)\n"
+        "services[0].ports[1].number: duplicate port number within one service (got 8080)"
+    ),
+    "origination-on-http-with-sni": (
+        "services[0].ports[0].tls_origination: is only valid for HTTPS ports (got True)\n"
+        "services[0].ports[0].sni: is only valid with tls_origination: true (got 'httpbin.org')"
+    ),
+    "sni-not-a-string": "services[0].ports[0].sni: must be a non-empty string (got 5)",
+    "access-policy-name-not-a-string": (
+        "services[0].access_policy_name: must be a non-empty string (got 5)"
+    ),
+    "client-service-account-invalid": (
+        "services[0].clients[0].service_account: must be an RFC 1123 subdomain (lowercase "
+        "labels joined by '.', at most 253) (got 'SA')"
+    ),
+    "gateway-subdomain-254": (
+        "gateway.istio_gateway_name: must be an RFC 1123 subdomain (lowercase labels joined by "
+        "'.', at most 253) (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaa')"
+    ),
+    "gateway-subdomain-label-64": (
+        "gateway.virtual_gateway_name: must be an RFC 1123 subdomain (lowercase labels joined "
+        "by '.', at most 253) (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.vg')"
+    ),
+    "gateway-selector-key-64": (
+        "gateway.selector.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: is "
+        "not a valid label name (got "
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')"
+    ),
+    "gateway-node-label-not-a-string": "gateway.node_label: must be a non-empty string (got 5)",
+    "gateway-chart-repo-url": "gateway.chart_repo_url: must be a non-empty string (got 5)",
+    "gateway-values-schema": "gateway.values_schema: must be a non-empty string (got 5)",
+    "gateway-revision": "gateway.revision: must be a non-empty string (got 5)",
+    "gateway-image-tag": "gateway.image_tag: must be a non-empty string (got 5)",
+    "gateway-service-port-without-name": "gateway.service_ports[0].name: is required (got None)",
+    "istio-wildcard-host": (
+        "services[0].host: the istio flavor cannot route a wildcard host through the egress "
+        "gateway (a ServiceEntry with resolution NONE sends the traffic back to the gateway, "
+        "and TLS origination needs one SNI); list the concrete hosts, or use flavor gloo (got "
+        "'*.example.com')"
+    ),
+    "lockdown-ip-blocks-not-list": "lockdown.dns.ip_blocks: must be a list (got '10.0.0.0/8')",
 }
 
 
@@ -1938,13 +2098,19 @@ def test_clients_sort_by_cluster_namespace_account_labels() -> None:
             {"namespace": "a", "service_account": "m"},
             {"namespace": "a", "labels": {"x": "2"}},
             {"namespace": "a", "labels": {"x": "1"}},
+            {"namespace": "a", "service_account": "1-ci"},
+            {"namespace": "a", "labels": {"x": "1-z"}},
+            {"namespace": "a", "labels": {"x": "1", "y": "2"}},
         ]
     )
     clients = normalize(spec, "access")["services"][0]["clients"]
     assert [(c["cluster"], c["namespace"], c["service_account"], c["labels"]) for c in clients] == [
         ("c2", "a", "m", None),
         ("cluster-1", "a", None, {"x": "1"}),
+        ("cluster-1", "a", None, {"x": "1", "y": "2"}),  # "x=1,y=2" sorts before "x=1-z"
+        ("cluster-1", "a", None, {"x": "1-z"}),
         ("cluster-1", "a", None, {"x": "2"}),
+        ("cluster-1", "a", "1-ci", None),  # selectors (no account) sort before accounts
         ("cluster-1", "a", "m", None),
         ("cluster-1", "b", "a", None),
     ]
@@ -2040,3 +2206,94 @@ def test_top_level_defaults_and_given_values() -> None:
     }
     got = normalize(given, "gateway")
     assert {k: got[k] for k in given} == given
+
+
+def test_gateway_defaults_in_full() -> None:
+    assert normalize({}, "gateway")["gateway"] == {
+        "namespace": "istio-egress",
+        "name": "istio-egressgateway",
+        "selector": {"istio": "egressgateway"},
+        "listener_port": 443,
+        "virtual_gateway_name": "egress-vg",
+        "istio_gateway_name": "meshguard-egress",
+        "chart_ref": "gateway",
+        "chart_repo_url": "",
+        "chart_version": "",
+        "values_schema": "",
+        "revision": None,
+        "image_hub": None,
+        "image_tag": None,
+        "replicas": 1,
+        "resources": None,
+        "service_type": "ClusterIP",
+        "service_ports": [
+            {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+            {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80},
+            {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443},
+        ],
+        "node_selector": {},
+        "tolerations": [],
+        "dedicated_nodes": [],
+        "node_label": "meshguard.io/egress-gateway",
+        "taint_nodes": False,
+        "access_log": False,
+        "atomic": True,
+        "wait_timeout": 300,
+        "extra_values": {},
+    }
+
+
+def test_given_gateway_values_are_kept() -> None:
+    gateway = normalize(
+        _spec(
+            gateway={
+                "service_ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                "node_label": "",
+                "selector": {"a" * 63: "x"},
+            }
+        ),
+        "gateway",
+    )["gateway"]
+    assert gateway["service_ports"] == [
+        {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}
+    ]
+    assert gateway["node_label"] == "meshguard.io/egress-gateway"  # "" is unset
+    assert gateway["selector"] == {"a" * 63: "x"}
+
+
+def test_the_result_shares_nothing_with_the_input() -> None:
+    spec = _spec(
+        gateway={
+            "tolerations": [{"key": "egress", "operator": "Exists"}],
+            "resources": {"requests": {"cpu": "1"}},
+            "extra_values": {"podAnnotations": {"a": "b"}},
+        }
+    )
+    before = copy.deepcopy(spec)
+    gateway = normalize(spec, "gateway")["gateway"]
+    gateway["tolerations"][0]["key"] = "changed"
+    gateway["resources"]["requests"]["cpu"] = "2"
+    gateway["extra_values"]["podAnnotations"]["a"] = "c"
+    assert spec == before
+
+
+def test_overrides_copy_the_values_they_bring() -> None:
+    override = {"gateway": {"tolerations": [{"key": "a"}]}}
+    merged = merge_overrides({}, override)
+    merged["gateway"]["tolerations"][0]["key"] = "b"
+    assert override == {"gateway": {"tolerations": [{"key": "a"}]}}
+
+
+def test_verification_reads_every_section_whatever_the_concern() -> None:
+    spec = normalize(_spec(), "gateway", verify=True)
+    assert {"gateway", "services", "outbound_policy", "lockdown", "verify"} <= set(spec)
+
+
+def test_a_gateway_alone_takes_the_revision_given() -> None:
+    assert normalize_gateway({}, "1-23")["revision"] == "1-23"
+    assert normalize_gateway({"revision": "canary"}, "1-23")["revision"] == "canary"
+
+
+def test_a_description_error_without_a_field() -> None:
+    error = DescriptionError("broken")
+    assert (error.field, error.value, error.errors) == ("", None, [("", "broken", None)])
