@@ -64,6 +64,8 @@ TESTS = [
     "tests/unit/plugins/plugin_utils/test_render.py",
     "tests/unit/plugins/plugin_utils/test_plan.py",
     "tests/unit/plugins/plugin_utils/test_plan_exact.py",
+    "tests/unit/plugins/plugin_utils/test_plan_verify_exact.py",
+    "tests/unit/plugins/plugin_utils/test_description_verify_exact.py",
     "tests/unit/plugins/plugin_utils/test_render_exact.py",
     "tests/unit/plugins/plugin_utils/test_schema.py",
 ]

@@ -222,13 +222,15 @@ def expectations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 continue  # curl cannot tell a raw TCP outcome
             for source in verify["sources"]:
                 if port["via_gateway"]:
-                    url = _url("http", service["host"], port["client_port"], path)
+                    number = port["client_port"]  # the gateway's route matches this port
+                    url = _url("http", service["host"], number, path)
                     expect, reason = _gateway_expectation(index, service, source)
                 else:
+                    number = port["number"]  # no gateway in between: the host's own port
                     scheme = "http" if port["protocol"] == "HTTP" else "https"
-                    url = _url(scheme, service["host"], port["client_port"], path)
+                    url = _url(scheme, service["host"], number, path)
                     expect, reason = _direct_expectation(spec, source)
-                add(source, url, expect, reason, f"{service['host']}:{port['client_port']}")
+                add(source, url, expect, reason, f"{service['host']}:{number}")
     seen: set[str] = set()
     for source in verify["sources"]:
         if source["namespace"] in seen or not _outbound_applies(spec, source["namespace"]):
