@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import images  # noqa: E402
 from envoy_gateway import run_module  # noqa: E402
+from run import ansible_env  # noqa: E402
 from standin_mesh import Standin  # noqa: E402
 from testbed import LocalControlPlane  # noqa: E402
 
@@ -43,6 +44,7 @@ TARGETS = (
 
 
 def env(kubeconfig: str, work: Path) -> dict[str, str]:
+    """benchmarks/run.py's environment for the playbooks, plus the node's local curl image."""
     chart = subprocess.run(
         ["bash", "hack/chart.sh", str(work / "charts")],
         cwd=ROOT,
@@ -52,15 +54,9 @@ def env(kubeconfig: str, work: Path) -> dict[str, str]:
     ).stdout.strip()
     schema = Path(chart) / "values.schema.json"
     return dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"),
-        K8S_AUTH_KUBECONFIG=kubeconfig,
-        KUBECONFIG=kubeconfig,
-        MESHGUARD_GATEWAY_CHART=chart,
+        ansible_env(kubeconfig, Path(chart)),
         MESHGUARD_GATEWAY_SCHEMA=str(schema) if schema.is_file() else "",
         MESHGUARD_CURL_IMAGE=images.image_names()["curl"],
-        PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     )
 
 

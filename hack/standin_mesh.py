@@ -1017,12 +1017,12 @@ class Standin:
 
     def gateway_ready(self) -> list[Any]:
         """Wait until the gateway's pods run with the current plan (if the gateway exists)."""
-        model = mesh_model(self.plan())
-        gateway = model["gateway"]
+        plan = self.plan()
+        gateway = mesh_model(plan)["gateway"]
         selector = ",".join(
-            f"{k}={v}" for k, v in self.plan()["description"]["gateway"]["selector"].items()
+            f"{k}={v}" for k, v in plan["description"]["gateway"]["selector"].items()
         )
-        digest = plan_digest(self.plan())
+        digest = plan_digest(plan)
         try:
             self.core.read_namespaced_service(gateway["name"], gateway["namespace"])
         except Exception:
