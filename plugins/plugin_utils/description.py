@@ -269,6 +269,13 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def _check_host_name(p: _Problems, path: str, value: Any) -> None:
+    """Record why ``value`` (a string, or None when unset or already refused) is no host."""
+    problem = None if value is None else host_problem(value)
+    if problem:
+        p.add(path, problem, value)
+
+
 def is_wildcard(host: str) -> bool:
     return host.startswith("*.")
 
@@ -562,7 +569,7 @@ def _check_wildcard(p: _Problems, path: str, service: dict[str, Any], flavor: An
                 "a wildcard host needs an explicit sni to originate TLS: Gloo presents the "
                 "ExternalService's single host as SNI, here the wildcard itself, which is no "
                 "server name; set the upstream's name",
-                port.get("sni"),
+                None,
             )
 
 
@@ -683,8 +690,7 @@ def _normalize_port(p: _Problems, path: str, raw: Any, flavor: Any) -> dict[str,
             "is one of Istio's reserved proxy ports (15000-15090)",
             port["client_port"],
         )
-    if port["sni"] is not None and host_problem(port["sni"]):
-        p.add(_join(path, "sni"), host_problem(port["sni"]) or "", port["sni"])
+    _check_host_name(p, _join(path, "sni"), port["sni"])
     return port
 
 
@@ -962,12 +968,7 @@ def _normalize_verify(p: _Problems, raw: Any, gateway: dict[str, Any]) -> dict[s
         "junit_path": text("junit_path"),
         "junit_suite": text("junit_suite"),
     }
-    if verify["unregistered_host"] and host_problem(verify["unregistered_host"]):
-        p.add(
-            "verify.unregistered_host",
-            host_problem(verify["unregistered_host"]) or "",
-            verify["unregistered_host"],
-        )
+    _check_host_name(p, "verify.unregistered_host", verify["unregistered_host"])
     if not str(verify["path"]).startswith("/"):
         p.add("verify.path", "must start with '/'", verify["path"])
     return verify

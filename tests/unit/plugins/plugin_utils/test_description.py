@@ -1787,6 +1787,17 @@ def test_all_problems_are_reported_together() -> None:
     ]
 
 
+def test_every_bad_endpoint_is_reported_not_only_the_first() -> None:
+    spec = _with_service(endpoints=[42, "*.example.net", "203.0.113.10", "203.0.113.10"])
+    with pytest.raises(DescriptionError) as caught:
+        normalize(spec, "routes")
+    assert [(path, value) for path, _problem, value in caught.value.errors] == [
+        ("services[0].endpoints[0]", 42),
+        ("services[0].endpoints[1]", "*.example.net"),
+        ("services[0].endpoints[3]", "203.0.113.10"),
+    ]
+
+
 def test_error_text_matches_design_example() -> None:
     spec = _with_service(ports=[HTTPBIN_PORT, {"number": 99999, "protocol": "HTTP"}])
     with pytest.raises(

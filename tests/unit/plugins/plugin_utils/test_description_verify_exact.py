@@ -193,3 +193,260 @@ def test_verify_defaults() -> None:
     assert verify["network_policies_enforced"] is True
     assert verify["access_log"] is True  # the example turns gateway.access_log on
     assert verify["sources"] == [] and verify["bypass_sources"] == []
+
+
+DEFAULT_VERIFY = {
+    "sources": [],
+    "bypass_sources": [],
+    "bypass_image": "docker.io/curlimages/curl:8.11.1",
+    "network_policies_enforced": True,
+    "unregistered_host": "unregistered.meshguard.invalid",
+    "path": "/get",
+    "connect_to": [],
+    "deadline": 60,
+    "probe_timeout": 5,
+    "connect_timeout": 3,
+    "access_log": True,
+    "access_log_container": "istio-proxy",
+    "access_log_path": None,
+    "junit_path": "",
+    "junit_suite": "meshguard.egress.verify",
+}
+
+
+@pytest.mark.parametrize("verify", [None, {}], ids=["absent", "empty"])
+def test_verify_defaults_whole(verify: Any) -> None:
+    spec = example()
+    if verify is None:
+        del spec["verify"]
+    else:
+        spec["verify"] = verify
+    assert normalize(spec, CONCERNS, verify=True)["verify"] == DEFAULT_VERIFY
+
+
+def test_empty_strings_are_the_defaults() -> None:
+    """An empty inventory variable means unset: each text setting falls back to its default."""
+    spec = example()
+    spec["verify"] = {
+        key: ""
+        for key in (
+            "unregistered_host",
+            "path",
+            "access_log_container",
+            "access_log_path",
+            "junit_path",
+            "junit_suite",
+        )
+    }
+    assert normalize(spec, CONCERNS, verify=True)["verify"] == DEFAULT_VERIFY
+
+
+def test_every_setting_given_is_kept() -> None:
+    given = {
+        "bypass_image": "localhost/curl:1",
+        "network_policies_enforced": False,
+        "unregistered_host": "blocked.example.com",
+        "path": "/status/200",
+        "connect_to": ["httpbin.org:443:127.0.0.1:8443"],
+        "deadline": 7,
+        "probe_timeout": 9,
+        "connect_timeout": 2,
+        "access_log": False,
+        "access_log_container": "proxy",
+        "access_log_path": "/tmp/access.log",
+        "junit_path": "/tmp/report.xml",
+        "junit_suite": "suite",
+    }
+    spec = example()
+    spec["verify"] = copy.deepcopy(given)
+    verify = normalize(spec, CONCERNS, verify=True)["verify"]
+    assert verify == {**given, "sources": [], "bypass_sources": []}
+
+
+def test_connect_to_entries_become_strings() -> None:
+    assert _normalize({"connect_to": [8443]})["verify"]["connect_to"] == ["8443"]
+
+
+@pytest.mark.parametrize("gateway_log", [True, False])
+def test_access_log_check_follows_the_gateway_unless_set(gateway_log: bool) -> None:
+    spec = example()
+    spec["gateway"]["access_log"] = gateway_log
+    spec["verify"] = {}
+    assert normalize(spec, CONCERNS, verify=True)["verify"]["access_log"] is gateway_log
+    spec["verify"] = {"access_log": not gateway_log}
+    assert normalize(spec, CONCERNS, verify=True)["verify"]["access_log"] is (not gateway_log)
+
+
+def test_sources_normalized_whole() -> None:
+    sources = _normalize(
+        {
+            "sources": [
+                {
+                    "namespace": "bookinfo",
+                    "service_account": "bookinfo-productpage",
+                    "label_selector": "app=productpage",
+                    "container": "curl",
+                    "headers": {"x-a": "1"},
+                },
+                {
+                    "namespace": "bookinfo",
+                    "service_account": "sa-b",
+                    "pod": "reviews-0",
+                    "debug_image": "curlimages/curl",
+                },
+                {"namespace": "other", "service_account": "sa-c", "controller": True},
+            ],
+            "bypass_sources": [{"namespace": "bookinfo", "service_account": "x", "pod": "raw"}],
+        }
+    )["verify"]
+    blank = {
+        "pod": None,
+        "label_selector": None,
+        "container": None,
+        "debug_image": None,
+        "headers": {},
+        "controller": False,
+    }
+    assert sources["sources"] == [
+        {
+            **blank,
+            "namespace": "bookinfo",
+            "service_account": "bookinfo-productpage",
+            "label_selector": "app=productpage",
+            "container": "curl",
+            "headers": {"x-a": "1"},
+        },
+        {
+            **blank,
+            "namespace": "bookinfo",
+            "service_account": "sa-b",
+            "pod": "reviews-0",
+            "debug_image": "curlimages/curl",
+        },
+        {**blank, "namespace": "other", "service_account": "sa-c", "controller": True},
+    ]
+    assert sources["bypass_sources"] == [
+        {**blank, "namespace": "bookinfo", "service_account": "x", "pod": "raw"}
+    ]
+
+
+def test_source_headers_are_a_copy() -> None:
+    headers = {"x-a": "1"}
+    spec = example()
+    spec["verify"] = {
+        "sources": [
+            {"namespace": "bookinfo", "service_account": "a", "pod": "p", "headers": headers}
+        ]
+    }
+    normalized = normalize(spec, CONCERNS, verify=True)["verify"]["sources"][0]["headers"]
+    normalized["x-b"] = "2"
+    assert headers == {"x-a": "1"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"pod": "p"}, "verify.sources[0].pod: is not used with controller: true (got 'p')"),
+        (
+            {"label_selector": "app=x", "debug_image": "curl"},
+            "verify.sources[0].label_selector: is not used with controller: true (got 'app=x')",
+        ),
+        (
+            {"container": "c"},
+            "verify.sources[0].container: is not used with controller: true (got 'c')",
+        ),
+        (
+            {"debug_image": "curl"},
+            "verify.sources[0].debug_image: is not used with controller: true (got 'curl')",
+        ),
+    ],
+    ids=["pod", "selector-first", "container", "debug-image"],
+)
+def test_controller_source_refuses_pod_settings(extra: dict[str, Any], message: str) -> None:
+    source = {"namespace": "bookinfo", "service_account": "a", "controller": True, **extra}
+    with pytest.raises(DescriptionError) as caught:
+        _normalize({"sources": [source]})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("verify", "message"),
+    [
+        (
+            {"connect_timeout": 601},
+            "verify.connect_timeout: must be an integer from 1 to 600 (got 601)",
+        ),
+        ({"deadline": True}, "verify.deadline: must be an integer from 0 to 3600 (got True)"),
+        ({"path": 5}, "verify.path: must be a non-empty string (got 5)"),
+        (
+            {"unregistered_host": 5},
+            "verify.unregistered_host: must be a non-empty string (got 5)",
+        ),
+        (
+            {"access_log_path": 5},
+            "verify.access_log_path: must be a non-empty string (got 5)",
+        ),
+        ({"junit_path": 5}, "verify.junit_path: must be a non-empty string (got 5)"),
+        (
+            {"access_log_container": 5},
+            "verify.access_log_container: must be a non-empty string (got 5)",
+        ),
+        (
+            {"bypass_image": "curl\timage"},
+            "verify.bypass_image: must be an image reference (no spaces) (got 'curl\\timage')",
+        ),
+        (
+            {"sources": [{"namespace": "Book", "service_account": "a", "pod": "p"}]},
+            "verify.sources[0].namespace: must be an RFC 1123 label (lowercase a-z, 0-9, '-', at "
+            "most 63) (got 'Book')",
+        ),
+        (
+            {"verbose": True},
+            "verify.verbose: unknown key (allowed: sources, bypass_sources, bypass_image, "
+            "network_policies_enforced, unregistered_host, path, connect_to, deadline, "
+            "probe_timeout, connect_timeout, access_log, access_log_container, access_log_path, "
+            "junit_path, junit_suite) (got True)",
+        ),
+        (
+            {"sources": [{"namespace": "bookinfo", "service_account": "a", "pod": 5}]},
+            "verify.sources[0].pod: must be a non-empty string (got 5)\nverify.sources[0]: needs "
+            "exactly one of pod or label_selector (or controller: true) (got {'namespace': "
+            "'bookinfo', 'service_account': 'a', 'pod': 5})",
+        ),
+        (
+            {"sources": [{"namespace": "bookinfo", "service_account": "a", "label_selector": 5}]},
+            "verify.sources[0].label_selector: must be a non-empty string (got 5)\n"
+            "verify.sources[0]: needs exactly one of pod or label_selector (or controller: "
+            "true) (got {'namespace': 'bookinfo', 'service_account': 'a', 'label_selector': 5})",
+        ),
+        (
+            {
+                "sources": [
+                    {"namespace": "bookinfo", "service_account": "a", "pod": "p"},
+                    {"namespace": "bookinfo", "service_account": "a", "pod": "p", "x": 1},
+                ]
+            },
+            "verify.sources[1].x: unknown key (allowed: namespace, service_account, pod, "
+            "label_selector, container, debug_image, headers, controller) (got 1)",
+        ),
+    ],
+    ids=[
+        "connect-timeout-too-big",
+        "deadline-bool",
+        "path-not-string",
+        "unregistered-host-not-string",
+        "access-log-path-not-string",
+        "junit-path-not-string",
+        "container-not-string",
+        "bypass-image-tab",
+        "source-namespace-bad",
+        "unknown-verify-key",
+        "source-pod-not-string",
+        "source-selector-not-string",
+        "second-source-path",
+    ],
+)
+def test_more_invalid_verify_settings(verify: dict[str, Any], message: str) -> None:
+    with pytest.raises(DescriptionError) as caught:
+        _normalize(verify)
+    assert str(caught.value) == message
