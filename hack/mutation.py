@@ -45,8 +45,13 @@ MUTATE = [
     "plugins/plugin_utils/render.py",
     "plugins/plugin_utils/plan.py",
 ]
-# code the mutated files import, copied as it is
-SUPPORT = ["plugins/module_utils/_requirements.py"]
+# code the mutated files or the tests import, copied as it is (egress_probe: the bypass-pod
+# and service-account tests drive _pod_exec through the module)
+SUPPORT = [
+    "plugins/module_utils/_requirements.py",
+    "plugins/module_utils/_k8s_auth.py",
+    "plugins/modules/egress_probe.py",
+]
 # data the tests read, copied to the same place relative to the work directory
 DATA = ["playbooks/inventory/example/group_vars/all/egress.yml"]
 # the unit tests that run against each mutant (they import the code as
@@ -59,6 +64,7 @@ TESTS = [
     "tests/unit/test_probe_exact.py",
     "tests/unit/test_access_log_exact.py",
     "tests/unit/test_pod_exec_exact.py",
+    "tests/unit/test_egress_probe_module.py",
     "tests/unit/test_junit_exact.py",
     "tests/unit/plugins/plugin_utils/test_description.py",
     "tests/unit/plugins/plugin_utils/test_render.py",
