@@ -19,6 +19,7 @@ checked against the pod's ``spec.serviceAccountName`` before anything runs in it
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -167,12 +168,11 @@ def _api_error(exc: Exception) -> str:
 
 def _api_message(exc: Exception) -> str:
     """``_api_error`` and the API server's message (a 403 may be RBAC or admission)."""
-    import json
-
+    body = getattr(exc, "body", None)
     try:
-        message = json.loads(getattr(exc, "body", None) or "{}").get("message")
-    except (ValueError, TypeError, AttributeError):
-        message = None
+        message = json.loads(body).get("message") if body else None
+    except (ValueError, TypeError, AttributeError):  # not JSON, or not a JSON object
+        return _api_error(exc)
     return f"{_api_error(exc)}: {message}" if message else _api_error(exc)
 
 

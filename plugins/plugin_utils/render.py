@@ -313,7 +313,7 @@ def _render_service_entry(spec: dict[str, Any], service: dict[str, Any]) -> dict
         {
             "hosts": [service["host"]],
             "location": "MESH_EXTERNAL",
-            "resolution": "NONE" if is_wildcard(service["host"]) else "DNS",
+            "resolution": "DNS",  # a concrete host: the istio flavor refuses wildcards
             "ports": _service_entry_ports(service),
         },
     )
@@ -364,7 +364,7 @@ def _render_origination_rule(spec: dict[str, Any], service: dict[str, Any]) -> l
     for port in service["ports"]:
         if not port["tls_origination"]:
             continue
-        sni = port["sni"] or (None if is_wildcard(service["host"]) else service["host"])
+        sni = port["sni"] or service["host"]
         tls = _drop_none({"mode": "SIMPLE", "sni": sni, "caCertificates": port["ca_certificates"]})
         settings.append({"port": {"number": port["number"]}, "tls": tls})
     if not settings:

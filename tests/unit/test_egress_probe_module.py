@@ -425,3 +425,93 @@ def test_a_refused_creation_carries_the_api_servers_message() -> None:
     assert str(caught.value).endswith(
         ": 403 Forbidden: error looking up service account shop/default"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (None, "403 Forbidden"),
+        ("", "403 Forbidden"),
+        ("not json", "403 Forbidden"),
+        ("[1, 2]", "403 Forbidden"),
+        ('{"reason": "Forbidden"}', "403 Forbidden"),
+        ('{"message": ""}', "403 Forbidden"),
+        ('{"message": "pods is forbidden"}', "403 Forbidden: pods is forbidden"),
+    ],
+    ids=["none", "empty", "not-json", "not-an-object", "no-message", "empty-message", "message"],
+)
+def test_a_refused_creation_names_the_message_only_when_there_is_one(
+    body: str | None, detail: str
+) -> None:
+    class Refused(ApiError):
+        pass
+
+    error = Refused(403, "Forbidden")
+    error.body = body  # type: ignore[attr-defined]
+
+    class Core:
+        def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+            raise error
+
+    with pytest.raises(pe.PodSourceError) as caught:
+        pe.create_bypass_pod(Core(), "shop", IMAGE, 60)
+    assert str(caught.value).split(": ", 1)[1] == detail
+
+
+def test_a_refusal_without_a_body_attribute() -> None:
+    class Core:
+        def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+            raise ApiError(403, "Forbidden")
+
+    with pytest.raises(pe.PodSourceError) as caught:
+        pe.create_bypass_pod(Core(), "shop", IMAGE, 60)
+    assert str(caught.value).endswith(": 403 Forbidden")
+
+
+@pytest.mark.parametrize(
+    ("spec", "account"),
+    [
+        ({"serviceAccountName": "a", "serviceAccount": "old"}, "a"),
+        ({"service_account_name": "b"}, "b"),
+        ({"serviceAccount": "c"}, "c"),
+        ({"service_account": "d"}, "d"),
+        ({"serviceAccountName": "", "service_account": "e"}, "e"),
+        ({}, "default"),
+    ],
+    ids=["api", "client-object", "deprecated-api", "deprecated-client-object", "blank", "unset"],
+)
+def test_the_service_account_of_each_spelling(spec: dict[str, Any], account: str) -> None:
+    assert pe.pod_service_account({"spec": spec}) == account
+    assert pe.pod_service_account({}) == "default"
+
+
+def test_a_pod_not_running_in_time_names_every_waiting_container() -> None:
+    class Pending:
+        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            return {
+                "metadata": {"name": name},
+                "status": {
+                    "phase": "Pending",
+                    "containerStatuses": [  # the API's own spelling (a dict, not a client object)
+                        {"state": {"waiting": {"reason": "ContainerCreating"}}},
+                        {"state": {"running": {}}},
+                        {"state": {"waiting": {"reason": "ErrImagePull", "message": "denied"}}},
+                    ],
+                },
+            }
+
+    with pytest.raises(pe.PodSourceError) as caught:
+        pe.wait_for_bypass_pod(Pending(), "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
+    assert str(caught.value) == (
+        "bypass pod ns/b not running after 0s (ContainerCreating; ErrImagePull: denied)"
+    )
+
+
+def test_a_pod_not_running_in_time_without_a_waiting_reason_names_its_phase() -> None:
+    class Pending:
+        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            return {"metadata": {"name": name}, "status": {"phase": "Pending"}}
+
+    with pytest.raises(pe.PodSourceError) as caught:
+        pe.wait_for_bypass_pod(Pending(), "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
+    assert str(caught.value) == "bypass pod ns/b not running after 0s (phase Pending)"

@@ -132,3 +132,64 @@ def test_non_ascii_text_is_written_as_utf8(tmp_path: Path) -> None:
     target = tmp_path / "r.xml"
     j.write_junit(str(target), [result("prüfung→ok", True)], "s")
     assert 'name="prüfung→ok"' in target.read_bytes().decode("utf-8")
+
+
+CASES_EXPECTED = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="audit" tests="4" failures="2" errors="0" time="1.750">
+  <testsuite name="audit" tests="4" failures="2" errors="0" skipped="1" time="1.750">
+    <testcase name="a.ok" classname="audit.a" time="1.250">
+      <system-out>no findings</system-out>
+    </testcase>
+    <testcase name="a.bad" classname="audit.a" time="0.500">
+      <failure message="m &lt;&amp;&gt;" type="error">t</failure>
+      <system-out>error: m</system-out>
+    </testcase>
+    <testcase name="a.plain" classname="audit.b" time="0.000">
+      <failure message="bare" type="failure" />
+    </testcase>
+    <testcase name="d.skip" classname="audit.d" time="0.000">
+      <skipped message="no plan" />
+    </testcase>
+  </testsuite>
+</testsuites>
+"""
+
+
+def generic_cases() -> list[dict[str, Any]]:
+    return [
+        {"name": "a.ok", "classname": "audit.a", "time": 1.25, "system_out": "no findings"},
+        {
+            "name": "a.bad",
+            "classname": "audit.a",
+            "time": "0.5",
+            "failure": {"message": "m <&>", "type": "error", "text": "t"},
+            "system_out": "error: m",
+        },
+        {"name": "a.plain", "classname": "audit.b", "failure": {"message": "bare"}},
+        {"name": "d.skip", "classname": "audit.d", "time": None, "skipped": "no plan"},
+    ]
+
+
+def test_generic_cases_exactly() -> None:
+    """Time given as a number, as text, absent and None; a failure with and without its
+    type and text; a skip; system-out only when given."""
+    assert j.junit_cases_xml(generic_cases(), "audit") == CASES_EXPECTED
+
+
+def test_generic_cases_written_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "audit.xml"
+    j.write_junit_cases(str(target), generic_cases(), "audit")
+    assert target.read_text(encoding="utf-8") == CASES_EXPECTED
+    assert sorted(p.name for p in target.parent.iterdir()) == ["audit.xml"]
+
+
+def test_a_write_that_fails_midway_removes_its_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(j.os, "replace", refuse)
+    with pytest.raises(OSError, match="No space left on device"):
+        j.write_junit(str(tmp_path / "r.xml"), three_results(), "s")
+    assert list(tmp_path.iterdir()) == []

@@ -194,3 +194,18 @@ def test_summary_and_table_leave_not_proven_probes_out_of_the_failures() -> None
     assert (summary["unreachable"], summary["error"]) == (1, 1)  # outcomes still counted
     table = p.mismatch_table(results)
     assert "bad" in table and "np-" not in table and table.count("\n") == 2
+
+
+def test_a_not_run_verdict_does_not_stop_the_others_of_its_batch() -> None:
+    """One probe of a source not sent: the later probes of that batch still count."""
+    probes = [
+        p.Probe("np", "u", "unreachable", not_proven="check mode"),
+        p.Probe("a", "u", "allowed"),
+    ]
+    states = p.run_until_held(
+        probes,
+        lambda key, batch: [p.Verdict(p.NOT_RUN, "not sent"), p.Verdict("allowed", "")],
+        deadline=0,
+        sleep=print,
+    )
+    assert [(s.attempts, s.held) for s in states] == [(0, False), (1, True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -281,6 +282,34 @@ def test_endpoint_selector_of_a_long_name_is_a_label_value() -> None:
     assert len(value) <= 63 and value.startswith("a" * 52) and value[-1].isalnum()
     assert endpoint_selector(name + "x") != endpoint_selector(name)
     assert endpoint_selector("short.example.com") == {key: "short.example.com"}
+
+
+def _hashed(name: str, kept: str) -> str:
+    return f"{kept}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a" * 63, "a" * 63),  # a label value's limit: kept
+        ("a" * 64, _hashed("a" * 64, "a" * 52)),
+        # the first 52 characters end in '.' or '-.': dropped, the value stays a label value
+        ("a" * 51 + ".b" + "c" * 20, _hashed("a" * 51 + ".b" + "c" * 20, "a" * 51)),
+        ("a" * 50 + "-.b" + "c" * 20, _hashed("a" * 50 + "-.b" + "c" * 20, "a" * 50)),
+    ],
+    ids=["63", "64", "cut-at-dot", "cut-at-dash-dot"],
+)
+def test_endpoint_selector_at_the_label_value_limit(name: str, expected: str) -> None:
+    assert endpoint_selector(name) == {"meshguard.io/external-service": expected}
+    assert len(expected) <= 63
+
+
+def test_external_endpoints_share_no_ports_list() -> None:
+    endpoints = [
+        o for o in render(multi_service_spec("gloo"), "routes") if o["kind"] == "ExternalEndpoint"
+    ]
+    first, second = (endpoint["spec"]["ports"] for endpoint in endpoints)
+    assert first == second and first is not second and first[0] is not second[0]
 
 
 def test_no_virtual_gateway_without_gateway_ports() -> None:
