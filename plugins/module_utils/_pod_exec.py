@@ -169,8 +169,10 @@ def _api_error(exc: Exception) -> str:
 def _api_message(exc: Exception) -> str:
     """``_api_error`` and the API server's message (a 403 may be RBAC or admission)."""
     body = getattr(exc, "body", None)
+    if not body:
+        return _api_error(exc)
     try:
-        message = json.loads(body).get("message") if body else None
+        message = json.loads(body).get("message")
     except (ValueError, TypeError, AttributeError):  # not JSON, or not a JSON object
         return _api_error(exc)
     return f"{_api_error(exc)}: {message}" if message else _api_error(exc)
@@ -436,7 +438,6 @@ def wait_for_bypass_pod(
     sleep = sleep or time.sleep
     ends = clock() + timeout
     interval = 0.1
-    pod: dict[str, Any] = {}
     while True:
         pod = _pod_dict(core_api.read_namespaced_pod(name, namespace))
         phase = (pod.get("status") or {}).get("phase")

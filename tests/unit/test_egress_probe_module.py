@@ -326,7 +326,11 @@ def test_a_bypass_pod_that_cannot_be_created_is_an_error(cluster: dict[str, Any]
 
 def test_waiting_for_a_bypass_pod_is_bounded_and_names_the_cause() -> None:
     class Pending:
+        reads = 0
+
         def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            Pending.reads += 1  # a wait that never ends fails here instead of hanging
+            assert Pending.reads <= 100, "the wait did not end"
             waiting = {"reason": "ErrImagePull", "message": "pull access denied"}
             return {
                 "metadata": {"name": name},
@@ -515,3 +519,53 @@ def test_a_pod_not_running_in_time_without_a_waiting_reason_names_its_phase() ->
     with pytest.raises(pe.PodSourceError) as caught:
         pe.wait_for_bypass_pod(Pending(), "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
     assert str(caught.value) == "bypass pod ns/b not running after 0s (phase Pending)"
+
+
+@pytest.mark.parametrize(
+    ("status", "cause"),
+    [
+        ({"phase": "Failed", "message": "Pod was active too long"}, "Pod was active too long"),
+        (
+            {
+                "phase": "Failed",
+                "containerStatuses": [{"state": {"waiting": {"reason": "ErrImageNeverPull"}}}],
+            },
+            "ErrImageNeverPull",
+        ),
+        ({"phase": "Succeeded"}, "no cause"),
+    ],
+    ids=["status-message", "waiting-reason", "no-cause"],
+)
+def test_a_bypass_pod_that_ends_before_it_runs_names_why(
+    status: dict[str, Any], cause: str
+) -> None:
+    class Ended:
+        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            return {"metadata": {"name": name}, "status": status}
+
+    with pytest.raises(pe.PodSourceError) as caught:
+        pe.wait_for_bypass_pod(Ended(), "ns", "b", 30, sleep=lambda s: None, clock=lambda: 0.0)
+    assert str(caught.value) == f"bypass pod ns/b ended ({status['phase']}) before it ran: {cause}"
+
+
+def test_a_bypass_pod_is_created_from_its_body() -> None:
+    created: list[tuple[str, dict[str, Any]]] = []
+
+    class Core:
+        def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+            created.append((namespace, body))
+
+    name = pe.create_bypass_pod(Core(), "shop", IMAGE, 90)
+    assert name.startswith("meshguard-bypass-") and len(name) == len("meshguard-bypass-") + 8
+    assert created == [("shop", pe.bypass_pod_body(name, IMAGE, 90))]
+    assert pe.create_bypass_pod(Core(), "shop", IMAGE, 90) != name  # a fresh name each time
+
+
+def test_a_delete_that_fails_without_an_api_status() -> None:
+    class Core:
+        def delete_namespaced_pod(self, name: str, namespace: str, **kw: Any) -> None:
+            raise ConnectionError("connection refused")
+
+    assert pe.delete_bypass_pod(Core(), "shop", "meshguard-bypass-1") == (
+        "cannot delete the bypass pod shop/meshguard-bypass-1: connection refused"
+    )

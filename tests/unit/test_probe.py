@@ -29,6 +29,19 @@ def probe(expect: str = "allowed", **kw: object) -> p.Probe:
     return p.Probe(name="t", url=str(kw.pop("url", "http://h/")), expect=expect, **kw)  # type: ignore[arg-type]
 
 
+class BoundedSleep(list):
+    """A sleep that records its delays and fails once the retry loop runs away (a mutant
+    that never ends the loop fails the test instead of hanging it)."""
+
+    def __init__(self, limit: int = 50) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        assert len(self) <= self.limit, "the retry loop did not end"
+
+
 def test_script_runs_every_probe_in_background_and_waits() -> None:
     script = p.build_script([probe(), probe(method="POST", body="x y", headers={"a": "b c"})], M)
     assert script.count(") &") == 2 and "\nwait\n" in script
@@ -99,9 +112,9 @@ def test_run_until_held_reruns_only_pending_probes_with_backoff() -> None:
         seen.append([x.name for x in batch])
         return [p.Verdict(answers[x.name].pop(0), "") for x in batch]
 
-    sleeps: list[float] = []
+    sleeps = BoundedSleep()
     probes = [p.Probe("a", "u", "allowed"), p.Probe("b", "u", "allowed")]
-    states = p.run_until_held(probes, run_source, deadline=60, delay=1, sleep=sleeps.append)
+    states = p.run_until_held(probes, run_source, deadline=60, delay=1, sleep=sleeps)
     assert seen == [["a", "b"], ["a"]] and sleeps == [1]
     assert [s.attempts for s in states] == [2, 1] and all(s.held for s in states)
 
@@ -115,7 +128,7 @@ def test_run_until_held_stops_at_deadline() -> None:
         return [p.Verdict("denied", "x")]
 
     states = p.run_until_held(
-        [p.Probe("a", "u", "allowed")], run_source, deadline=0, sleep=lambda s: None
+        [p.Probe("a", "u", "allowed")], run_source, deadline=0, sleep=BoundedSleep()
     )
     assert states[0].attempts == 1 and not states[0].held
 
@@ -137,7 +150,7 @@ def test_a_not_proven_probe_is_run_once_while_the_others_are_retried() -> None:
         return [p.Verdict(answers[x.name].pop(0), "") for x in batch]
 
     probes = [p.Probe("a", "u", "allowed"), p.Probe("np", "u", "unreachable", not_proven="why")]
-    states = p.run_until_held(probes, run_source, deadline=60, delay=0, sleep=lambda s: None)
+    states = p.run_until_held(probes, run_source, deadline=60, delay=0, sleep=BoundedSleep())
     assert seen == [["a", "np"], ["a"]]
     assert [(s.held, s.attempts, s.verdict.outcome) for s in states] == [  # type: ignore[union-attr]
         (True, 2, "allowed"),
@@ -149,7 +162,7 @@ def test_a_not_proven_probe_is_run_once_while_the_others_are_retried() -> None:
 def test_a_not_proven_probe_whose_outcome_matches_still_does_not_hold() -> None:
     probes = [p.Probe("np", "u", "unreachable", not_proven="why")]
     [state] = p.run_until_held(
-        probes, lambda key, batch: [p.Verdict("unreachable", "")], deadline=0, sleep=print
+        probes, lambda key, batch: [p.Verdict("unreachable", "")], deadline=0, sleep=BoundedSleep()
     )
     assert (state.held, state.seconds_to_hold, state.attempts) == (False, None, 1)
 
@@ -162,7 +175,7 @@ def test_a_not_run_verdict_is_no_attempt_and_ends_a_not_proven_probe() -> None:
         calls.append(1)
         return [p.Verdict(p.NOT_RUN, "check mode")]
 
-    [state] = p.run_until_held(probes, run_source, deadline=60, sleep=lambda s: None)
+    [state] = p.run_until_held(probes, run_source, deadline=60, sleep=BoundedSleep())
     assert calls == [1] and state.attempts == 0 and state.verdict.outcome == "not_run"  # type: ignore[union-attr]
 
 
@@ -206,6 +219,6 @@ def test_a_not_run_verdict_does_not_stop_the_others_of_its_batch() -> None:
         probes,
         lambda key, batch: [p.Verdict(p.NOT_RUN, "not sent"), p.Verdict("allowed", "")],
         deadline=0,
-        sleep=print,
+        sleep=BoundedSleep(),
     )
     assert [(s.attempts, s.held) for s in states] == [(0, False), (1, True)]
