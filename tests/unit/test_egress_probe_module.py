@@ -324,13 +324,20 @@ def test_a_bypass_pod_that_cannot_be_created_is_an_error(cluster: dict[str, Any]
     assert result["detail"].endswith(": 403 Forbidden")
 
 
-def test_waiting_for_a_bypass_pod_is_bounded_and_names_the_cause() -> None:
+def test_waiting_for_a_bypass_pod_is_bounded_and_names_the_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def real_sleep(seconds: float) -> None:
+        raise AssertionError("slept for real although a sleep was given")
+
+    monkeypatch.setattr(pe.time, "sleep", real_sleep)
+
     class Pending:
         reads = 0
 
         def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
             Pending.reads += 1  # a wait that never ends fails here instead of hanging
-            assert Pending.reads <= 100, "the wait did not end"
+            assert Pending.reads <= 20, "the wait did not end"
             waiting = {"reason": "ErrImagePull", "message": "pull access denied"}
             return {
                 "metadata": {"name": name},
@@ -540,7 +547,11 @@ def test_a_bypass_pod_that_ends_before_it_runs_names_why(
     status: dict[str, Any], cause: str
 ) -> None:
     class Ended:
+        reads = 0
+
         def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            self.reads += 1  # ended at the first read: a second one means it was not seen
+            assert self.reads == 1, "the wait did not see that the pod ended"
             return {"metadata": {"name": name}, "status": status}
 
     with pytest.raises(pe.PodSourceError) as caught:
