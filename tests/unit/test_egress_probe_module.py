@@ -498,7 +498,11 @@ def test_the_service_account_of_each_spelling(spec: dict[str, Any], account: str
 
 def test_a_pod_not_running_in_time_names_every_waiting_container() -> None:
     class Pending:
+        reads = 0
+
         def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            self.reads += 1  # timeout 0: one read, then the report
+            assert self.reads == 1, "the wait went on after its timeout"
             return {
                 "metadata": {"name": name},
                 "status": {
@@ -520,7 +524,11 @@ def test_a_pod_not_running_in_time_names_every_waiting_container() -> None:
 
 def test_a_pod_not_running_in_time_without_a_waiting_reason_names_its_phase() -> None:
     class Pending:
+        reads = 0
+
         def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+            self.reads += 1  # timeout 0: one read, then the report
+            assert self.reads == 1, "the wait went on after its timeout"
             return {"metadata": {"name": name}, "status": {"phase": "Pending"}}
 
     with pytest.raises(pe.PodSourceError) as caught:
