@@ -324,6 +324,19 @@ def test_a_bypass_pod_that_cannot_be_created_is_an_error(cluster: dict[str, Any]
     assert result["detail"].endswith(": 403 Forbidden")
 
 
+class PodStatusReads:
+    """``read_namespaced_pod`` answering one pod status, at most ``max_reads`` times: a wait
+    that goes on longer fails the test instead of hanging it."""
+
+    def __init__(self, status: dict[str, Any], max_reads: int) -> None:
+        self.status, self.max_reads, self.reads = status, max_reads, 0
+
+    def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+        self.reads += 1
+        assert self.reads <= self.max_reads, "the wait went on longer than it should"
+        return {"metadata": {"name": name}, "status": self.status}
+
+
 def test_waiting_for_a_bypass_pod_is_bounded_and_names_the_cause(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -332,20 +345,10 @@ def test_waiting_for_a_bypass_pod_is_bounded_and_names_the_cause(
 
     monkeypatch.setattr(pe.time, "sleep", real_sleep)
 
-    class Pending:
-        reads = 0
-
-        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
-            Pending.reads += 1  # a wait that never ends fails here instead of hanging
-            assert Pending.reads <= 20, "the wait did not end"
-            waiting = {"reason": "ErrImagePull", "message": "pull access denied"}
-            return {
-                "metadata": {"name": name},
-                "status": {
-                    "phase": "Pending",
-                    "container_statuses": [{"state": {"waiting": waiting}}],
-                },
-            }
+    waiting = {"reason": "ErrImagePull", "message": "pull access denied"}
+    pending = PodStatusReads(
+        {"phase": "Pending", "container_statuses": [{"state": {"waiting": waiting}}]}, 20
+    )
 
     now = [0.0]
     sleeps: list[float] = []
@@ -355,7 +358,7 @@ def test_waiting_for_a_bypass_pod_is_bounded_and_names_the_cause(
         now[0] += seconds
 
     with pytest.raises(pe.PodSourceError) as caught:
-        pe.wait_for_bypass_pod(Pending(), "ns", "b", 3, sleep=sleep, clock=lambda: now[0])
+        pe.wait_for_bypass_pod(pending, "ns", "b", 3, sleep=sleep, clock=lambda: now[0])
     assert str(caught.value) == (
         "bypass pod ns/b not running after 3s (ErrImagePull: pull access denied)"
     )
@@ -497,42 +500,28 @@ def test_the_service_account_of_each_spelling(spec: dict[str, Any], account: str
 
 
 def test_a_pod_not_running_in_time_names_every_waiting_container() -> None:
-    class Pending:
-        reads = 0
-
-        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
-            self.reads += 1  # timeout 0: one read, then the report
-            assert self.reads == 1, "the wait went on after its timeout"
-            return {
-                "metadata": {"name": name},
-                "status": {
-                    "phase": "Pending",
-                    "containerStatuses": [  # the API's own spelling (a dict, not a client object)
-                        {"state": {"waiting": {"reason": "ContainerCreating"}}},
-                        {"state": {"running": {}}},
-                        {"state": {"waiting": {"reason": "ErrImagePull", "message": "denied"}}},
-                    ],
-                },
-            }
-
+    pending = PodStatusReads(
+        {
+            "phase": "Pending",
+            "containerStatuses": [  # the API's own spelling (a dict, not a client object)
+                {"state": {"waiting": {"reason": "ContainerCreating"}}},
+                {"state": {"running": {}}},
+                {"state": {"waiting": {"reason": "ErrImagePull", "message": "denied"}}},
+            ],
+        },
+        1,  # timeout 0: one read, then the report
+    )
     with pytest.raises(pe.PodSourceError) as caught:
-        pe.wait_for_bypass_pod(Pending(), "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
+        pe.wait_for_bypass_pod(pending, "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
     assert str(caught.value) == (
         "bypass pod ns/b not running after 0s (ContainerCreating; ErrImagePull: denied)"
     )
 
 
 def test_a_pod_not_running_in_time_without_a_waiting_reason_names_its_phase() -> None:
-    class Pending:
-        reads = 0
-
-        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
-            self.reads += 1  # timeout 0: one read, then the report
-            assert self.reads == 1, "the wait went on after its timeout"
-            return {"metadata": {"name": name}, "status": {"phase": "Pending"}}
-
+    pending = PodStatusReads({"phase": "Pending"}, 1)  # timeout 0: one read, then the report
     with pytest.raises(pe.PodSourceError) as caught:
-        pe.wait_for_bypass_pod(Pending(), "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
+        pe.wait_for_bypass_pod(pending, "ns", "b", 0, sleep=lambda s: None, clock=lambda: 5.0)
     assert str(caught.value) == "bypass pod ns/b not running after 0s (phase Pending)"
 
 
@@ -554,16 +543,9 @@ def test_a_pod_not_running_in_time_without_a_waiting_reason_names_its_phase() ->
 def test_a_bypass_pod_that_ends_before_it_runs_names_why(
     status: dict[str, Any], cause: str
 ) -> None:
-    class Ended:
-        reads = 0
-
-        def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
-            self.reads += 1  # ended at the first read: a second one means it was not seen
-            assert self.reads == 1, "the wait did not see that the pod ended"
-            return {"metadata": {"name": name}, "status": status}
-
+    ended = PodStatusReads(status, 1)  # ended at the first read: a second means it was missed
     with pytest.raises(pe.PodSourceError) as caught:
-        pe.wait_for_bypass_pod(Ended(), "ns", "b", 30, sleep=lambda s: None, clock=lambda: 0.0)
+        pe.wait_for_bypass_pod(ended, "ns", "b", 30, sleep=lambda s: None, clock=lambda: 0.0)
     assert str(caught.value) == f"bypass pod ns/b ended ({status['phase']}) before it ran: {cause}"
 
 
